@@ -1,0 +1,17 @@
+"""jaxlaws: fit scaling laws, say how sure the fit is, and optimise the decisions they inform.
+
+Importing jaxlaws turns on JAX's 64-bit mode (``jax_enable_x64``): every law and
+objective runs in float64.
+"""
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+from jaxlaws import _constraints as constraints  # noqa: E402
+from jaxlaws import datasets, laws  # noqa: E402
+from jaxlaws.laws import Law  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = ["Law", "constraints", "datasets", "laws", "__version__"]

@@ -1,0 +1,110 @@
+"""The :class:`Law` record: a pure law function with the metadata that travels with it."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+import jax.numpy as jnp
+
+from jaxlaws._constraints import Constraint
+
+__all__ = ["Law"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Law:
+    """A scaling law: ``prediction = fn(params, *inputs, **options)``.
+
+    A ``Law`` is callable exactly like its function, so ``jax.jit``, ``jax.vmap`` and
+    ``jax.grad`` apply to it directly. It is hashable, so it can be a static argument.
+
+    Attributes:
+        name: registry name (``jaxlaws.laws.get(name)``).
+        fn: the pure law function ``fn(params, *inputs, **options) -> prediction``.
+        params: the parameter ``NamedTuple`` type, fields named after the paper's symbols.
+        inputs: names of the inputs, in call order; also the default data columns.
+        target: default name of the predicted column (``"loss"``, ``"error"``).
+        constraints: a ``params`` instance whose fields are :class:`Constraint` objects.
+        log_fn: optional numerically stable ``log(prediction)`` (used by log-space fits).
+        options: keyword options bound to ``fn`` (e.g. ``form="reference_code"``).
+        start_grid: the paper's multi-start grid, one tuple of values per parameter,
+            in the paper's parametrisation (the product of the tuples is the grid).
+        reference: the paper (authors, title, year).
+    """
+
+    name: str
+    fn: Callable[..., Any]
+    params: type
+    inputs: tuple[str, ...]
+    target: str
+    constraints: Any
+    log_fn: Callable[..., Any] | None = None
+    options: tuple[tuple[str, Any], ...] = ()
+    start_grid: tuple[tuple[float, ...], ...] | None = None
+    reference: str = ""
+
+    def __call__(self, params: NamedTuple, *inputs, **options):
+        return self.fn(params, *inputs, **{**dict(self.options), **options})
+
+    def log_predict(self, params: NamedTuple, *inputs, **options):
+        """``log(law(params, *inputs))``, through ``log_fn`` when the law has one."""
+        opts = {**dict(self.options), **options}
+        if self.log_fn is not None:
+            return self.log_fn(params, *inputs, **opts)
+        return jnp.log(self.fn(params, *inputs, **opts))
+
+    def with_options(self, **options) -> Law:
+        """The same law with keyword options bound (e.g. ``form="reference_code"``)."""
+        merged = {**dict(self.options), **options}
+        return dataclasses.replace(self, options=tuple(sorted(merged.items())))
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return tuple(self.params._fields)
+
+    def to_unconstrained(self, params: NamedTuple) -> NamedTuple:
+        """Map paper-parametrised ``params`` to unconstrained coordinates."""
+        return self.params(*(c.inverse(jnp.asarray(p)) for c, p in zip(self.constraints, params)))
+
+    def from_unconstrained(self, u: NamedTuple) -> NamedTuple:
+        """Map unconstrained coordinates back to the paper's parametrisation."""
+        return self.params(*(c.forward(x) for c, x in zip(self.constraints, u)))
+
+    def make_params(self, values: Mapping[str, Any] | NamedTuple) -> NamedTuple:
+        """Build a ``params`` tuple from a mapping, with an error naming any bad key."""
+        if isinstance(values, self.params):
+            return values
+        values = dict(values._asdict() if hasattr(values, "_asdict") else values)
+        unknown = sorted(set(values) - set(self.param_names))
+        missing = [f for f in self.param_names if f not in values]
+        if unknown or missing:
+            raise ValueError(
+                f"law {self.name!r} has parameters {list(self.param_names)}; "
+                + (f"unknown {unknown}" if unknown else "")
+                + ("; " if unknown and missing else "")
+                + (f"missing {missing}" if missing else "")
+            )
+        return self.params(**{k: jnp.asarray(v, dtype=jnp.float64) for k, v in values.items()})
+
+    def __repr__(self) -> str:
+        opts = "".join(f", {k}={v!r}" for k, v in self.options)
+        return (
+            f"Law({self.name!r}, params={list(self.param_names)}, inputs={list(self.inputs)}{opts})"
+        )
+
+
+def check_constraints(law: Law, params: NamedTuple) -> None:
+    """Raise ``ValueError`` naming the first parameter outside its declared support."""
+    for name, c, value in zip(law.param_names, law.constraints, params):
+        if not isinstance(c, Constraint):
+            continue
+        if not c.check(value):
+            raise ValueError(f"parameter {name}={value!r} of law {law.name!r} is outside {c!r}")
+
+
+def suggest(name: str, choices) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

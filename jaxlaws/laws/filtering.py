@@ -1,0 +1,296 @@
+"""Data filtering under repetition (Goyal et al. 2024): one pool and mixtures of pools.
+
+Notation: ``n`` samples seen (compute), a pool of ``N`` unique samples, ``p = n / N``
+passes. The utility of a sample at its ``(k+1)``-th pass is ``b_k = b 0.5^(k / tau)``
+(``tau`` is the half-life in passes). Writing the log-ratio of the ``j``-th pass as
+``log(clip(p, j, j+1) / j)`` makes every logarithm's argument at least one, so the laws
+and their gradients stay finite below one pass, at pass boundaries and at zero weight.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import jax.numpy as jnp
+
+from jaxlaws import _constraints as C
+from jaxlaws.laws._law import Law
+
+__all__ = [
+    "FilteringParams",
+    "FilteringMixtureParams",
+    "FilteringMixtureFreeParams",
+    "filtering",
+    "filtering_mixture",
+    "effective_tau",
+    "passes_needed",
+    "params_from_reference_code",
+    "FORMS",
+    "FILTERING",
+    "FILTERING_MIXTURE",
+    "DEFAULT_MAX_PASSES",
+]
+
+REFERENCE = (
+    "Goyal, Maini, Lipton, Raghunathan and Kolter, 'Scaling Laws for Data Filtering -- "
+    "Data Curation cannot be Compute Agnostic', CVPR 2024 (Eqs. 1-3, Theorem 1, App. G)."
+)
+
+#: The forms of the law. ``"paper"`` (default): Eq. 3, ``+ d`` outside the repetition
+#: product. ``"reference_code"``: the authors' code, ``d`` added before the repetition
+#: ratios multiply (``func_effective_utility``). ``"effective_data"``: the appendix
+#: variant, ``y = a n_eff^b + d`` with ``n_eff = sum_k (samples of pass k) 0.5^(k/tau)``
+#: (``func_effective_data``; single pool only).
+FORMS = ("paper", "reference_code", "effective_data")
+
+#: Passes summed exactly by default; later passes are lumped at the utility of the last
+#: one (an error below ``|b| 0.5^(K/tau) log(p/K)`` in ``log(y - d)``).
+DEFAULT_MAX_PASSES = 1024
+
+_LOG2 = math.log(2.0)
+
+
+class FilteringParams(NamedTuple):
+    """One pool: ``y = a n^b + d`` before repetition; ``tau`` is the utility half-life."""
+
+    a: jnp.ndarray
+    b: jnp.ndarray
+    tau: jnp.ndarray
+    d: jnp.ndarray
+
+
+class FilteringMixtureParams(NamedTuple):
+    """Pools sharing the anchor ``n0`` and floor ``d`` (the authors' parametrisation).
+
+    ``b`` and ``tau`` have one entry per pool (last axis); pool ``i``'s amplitude is
+    ``a_i = n0^(-b_i)``, i.e. every pool's curve is anchored at ``n = n0``.
+    """
+
+    b: jnp.ndarray
+    tau: jnp.ndarray
+    n0: jnp.ndarray
+    d: jnp.ndarray
+
+
+class FilteringMixtureFreeParams(NamedTuple):
+    """Pools with a free amplitude ``a_i`` each (shared floor ``d``)."""
+
+    a: jnp.ndarray
+    b: jnp.ndarray
+    tau: jnp.ndarray
+    d: jnp.ndarray
+
+
+def params_from_reference_code(a, b, tau, d, normalizer=1e5) -> FilteringParams:
+    """Single-pool parameters from the authors' code form ``(a n / normalizer)^b``.
+
+    Their ``a`` sits inside the power; ours is the prefactor ``(a / normalizer)^b``.
+    The same ``a`` shared by several pools is the anchor ``n0 = normalizer / a``.
+    """
+    a, b = jnp.asarray(a, jnp.float64), jnp.asarray(b, jnp.float64)
+    return FilteringParams(
+        a=(a / normalizer) ** b,
+        b=b,
+        tau=jnp.asarray(tau, jnp.float64),
+        d=jnp.asarray(d, jnp.float64),
+    )
+
+
+def passes_needed(n, N) -> int:
+    """The smallest ``max_passes`` that sums every pass of ``n`` samples over ``N`` exactly."""
+    import numpy as np
+
+    return int(np.ceil(np.max(np.asarray(n, dtype=float) / np.asarray(N, dtype=float)))) + 1
+
+
+def _decayed_log_passes(passes, tau, max_passes):
+    """``sum_{j>=1} 0.5^(j / tau) log(clip(passes, j, j+1) / j)`` over the last axis added.
+
+    ``passes`` and ``tau`` broadcast together; the sum runs over passes ``1 .. K-1``
+    exactly, and lumps passes beyond ``K = max_passes`` at the utility of pass ``K``.
+    """
+    j = jnp.arange(1, max_passes, dtype=jnp.float64)
+    p = passes[..., None]
+    decay = jnp.exp(-_LOG2 * j / tau[..., None])
+    body = jnp.sum(decay * jnp.log(jnp.clip(p, j, j + 1.0) / j), axis=-1)
+    K = float(max_passes)
+    tail = jnp.exp(-_LOG2 * K / tau) * jnp.log(jnp.maximum(passes, K) / K)
+    return body + tail
+
+
+def _decayed_passes(passes, tau, max_passes):
+    """``min(p, 1) + sum_{j>=1} 0.5^(j / tau) (clip(p, j, j+1) - j)``: passes worth of data."""
+    j = jnp.arange(1, max_passes, dtype=jnp.float64)
+    p = passes[..., None]
+    decay = jnp.exp(-_LOG2 * j / tau[..., None])
+    body = jnp.sum(decay * (jnp.clip(p, j, j + 1.0) - j), axis=-1)
+    K = float(max_passes)
+    tail = jnp.exp(-_LOG2 * K / tau) * (jnp.maximum(passes, K) - K)
+    return jnp.minimum(passes, 1.0) + body + tail
+
+
+def _check_form(form, allowed=FORMS):
+    if form not in allowed:
+        raise ValueError(f"unknown form {form!r}; choose one of {list(allowed)}")
+
+
+def filtering(
+    params: FilteringParams, n, N, *, form: str = "paper", max_passes: int = DEFAULT_MAX_PASSES
+):
+    r"""Error after ``n`` samples from one pool of ``N`` unique samples, with repetition.
+
+    .. math::
+        y(n) = a\, n_1^{b_0} \prod_{j \ge 1} \left(\frac{n_{j+1}}{n_j}\right)^{b_j} + d,
+        \qquad n_j = \min(n, jN),\quad b_j = b\, 0.5^{j/\tau}
+
+    computed as
+    ``log(y - d) = log a + b [log min(n, N) + sum_j 0.5^(j/tau) log(clip(p, j, j+1) / j)]``
+    with ``p = n / N``. Below one pass this is ``a n^b + d``.
+
+    Args:
+        params: :class:`FilteringParams` ``(a, b, tau, d)``; ``b < 0``.
+        n: samples seen (compute), ``> 0``.
+        N: unique samples in the pool, ``> 0``.
+        form: ``"paper"`` (Eq. 3, default), ``"reference_code"`` (the authors' code:
+            ``y = (a n_1^{b_0} + d) prod_j (n_{j+1}/n_j)^{b_j}``), or ``"effective_data"``
+            (appendix variant: ``y = a n_eff^b + d``, ``n_eff = sum_k n_k^{new} 0.5^{k/tau}``).
+        max_passes: static number of passes summed exactly (see ``DEFAULT_MAX_PASSES``).
+
+    Returns:
+        The predicted error ``y``.
+
+    Example:
+        >>> from jaxlaws.laws import filtering, params_from_reference_code
+        >>> p = params_from_reference_code(a=0.025, b=-0.16, tau=6.7272727272727275, d=0.1)
+        >>> round(float(filtering(p, 19.2e6, 12.8e6, form="reference_code")), 10)
+        0.8773121909
+
+    References:
+        Goyal et al., "Scaling Laws for Data Filtering", 2024, Eqs. 1-3 and App. C.
+    """
+    _check_form(form)
+    n = jnp.asarray(n, jnp.float64)
+    N = jnp.asarray(N, jnp.float64)
+    a, b, tau, d = (jnp.asarray(x, jnp.float64) for x in params)
+    passes, tau_b = jnp.broadcast_arrays(n / N, tau)
+    if form == "effective_data":
+        n_eff = N * _decayed_passes(passes, tau_b, max_passes)
+        return a * n_eff**b + d
+    first = jnp.log(a) + b * (jnp.log(n) - jnp.log(jnp.maximum(passes, 1.0)))
+    repeat = b * _decayed_log_passes(passes, tau_b, max_passes)
+    if form == "paper":
+        return jnp.exp(first + repeat) + d
+    return (jnp.exp(first) + d) * jnp.exp(repeat)
+
+
+def effective_tau(tau, sizes, weights, n):
+    r"""Half-lives in a mixture: ``tau_hat_i = tau_i N_eff / N_i``.
+
+    .. math:: N_{eff} = \Big(\sum_j \frac{w_j^2}{\min(N_j,\, w_j n)}\Big)^{-1}
+              = \Big(\sum_j \max\big(\tfrac{w_j^2}{N_j}, \tfrac{w_j}{n}\big)\Big)^{-1}
+
+    the inverse Simpson index of the sampling distribution over the samples drawn so far
+    (the second form has no division by ``w_j``, so a zero weight is harmless).
+    ``N_eff = p N`` for ``p`` equal pools mixed uniformly, ``N`` for one pool.
+    """
+    n = jnp.asarray(n, jnp.float64)[..., None]
+    simpson = jnp.sum(jnp.maximum(weights**2 / sizes, weights / n), axis=-1, keepdims=True)
+    return tau * (1.0 / simpson) / sizes
+
+
+def filtering_mixture(
+    params: FilteringMixtureParams | FilteringMixtureFreeParams,
+    n,
+    sizes,
+    weights,
+    *,
+    form: str = "paper",
+    max_passes: int = DEFAULT_MAX_PASSES,
+):
+    r"""Error after ``n`` samples from a mixture of pools with sampling weights ``w``.
+
+    Pool ``i`` (``N_i`` unique samples, weight ``w_i``, ``sum w = 1``) has made
+    ``p_i = w_i n / N_i`` passes, i.e. its pass boundaries are at ``n = j N_i / w_i``.
+    With half-lives ``tau_hat_i`` from :func:`effective_tau`:
+
+    .. math::
+        \log(y - d) = \sum_i w_i \Big[\log a_i + b_i \Big(\log \min(n, N_i / w_i)
+        + \sum_{j \ge 1} 0.5^{j / \hat\tau_i} \log \frac{\min(n, (j+1) N_i / w_i)}
+        {\min(n, j N_i / w_i)}\Big)\Big]
+
+    with ``log a_i = -b_i log n0`` (:class:`FilteringMixtureParams`) or free
+    (:class:`FilteringMixtureFreeParams`). For ``p`` equal pools at ``w_i = 1/p`` this is
+    Goyal et al.'s Theorem 1 (pass length ``pN``, ``tau_hat_i = p tau_i``, utility
+    ``b_eff(k) = mean_i b_i 0.5^(k / tau_hat_i)``); for one pool it is :func:`filtering`.
+    It is continuous in ``w`` (a pool at ``w_i -> 0`` contributes nothing) and
+    differentiable except at pass boundaries. See ``LAWS.md`` section 3.
+
+    Args:
+        params: :class:`FilteringMixtureParams` ``(b, tau, n0, d)`` or
+            :class:`FilteringMixtureFreeParams` ``(a, b, tau, d)``; per-pool fields have
+            the pools on their last axis.
+        n: samples seen, shape ``(...)``.
+        sizes: unique samples per pool, shape ``(..., P)``.
+        weights: sampling weights on the simplex, shape ``(..., P)``.
+        form: ``"paper"`` (default) or ``"reference_code"`` (``d`` inside the product,
+            as the authors' ``func_effective_utility_aggregation``).
+        max_passes: static number of passes per pool summed exactly.
+
+    Returns:
+        The predicted error, shape ``(...)``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from jaxlaws.laws import filtering_mixture, FilteringMixtureParams
+        >>> p = FilteringMixtureParams(b=jnp.array([-0.18, -0.15]), tau=jnp.array([4.36, 4.27]),
+        ...                            n0=1e5 / 0.022, d=0.1)
+        >>> y = filtering_mixture(p, 64e6, jnp.array([12.8e6, 12.8e6]), jnp.array([0.7, 0.3]))
+        >>> bool(0.1 < y < 1.0)
+        True
+
+    References:
+        Goyal et al. 2024, Theorem 1 and App. G; the continuous-weight generalisation is
+        jaxlaws' (``LAWS.md`` section 3).
+    """
+    _check_form(form, ("paper", "reference_code"))
+    n = jnp.asarray(n, jnp.float64)
+    sizes = jnp.asarray(sizes, jnp.float64)
+    weights = jnp.asarray(weights, jnp.float64)
+    b = jnp.asarray(params.b, jnp.float64)
+    d = jnp.asarray(params.d, jnp.float64)
+    if isinstance(params, FilteringMixtureFreeParams):
+        log_a = jnp.log(jnp.asarray(params.a, jnp.float64))
+    else:
+        log_a = -b * jnp.log(jnp.asarray(params.n0, jnp.float64))[..., None]
+    tau_hat = effective_tau(jnp.asarray(params.tau, jnp.float64), sizes, weights, n)
+    passes = weights * n[..., None] / sizes
+    passes, tau_hat = jnp.broadcast_arrays(passes, tau_hat)
+    first = jnp.sum(
+        weights * (log_a + b * (jnp.log(n)[..., None] - jnp.log(jnp.maximum(passes, 1.0)))), axis=-1
+    )
+    repeat = jnp.sum(weights * b * _decayed_log_passes(passes, tau_hat, max_passes), axis=-1)
+    if form == "paper":
+        return jnp.exp(first + repeat) + d
+    return (jnp.exp(first) + d) * jnp.exp(repeat)
+
+
+FILTERING = Law(
+    name="filtering",
+    fn=filtering,
+    params=FilteringParams,
+    inputs=("samples", "pool_size"),
+    target="error",
+    constraints=FilteringParams(a=C.positive, b=C.negative, tau=C.positive, d=C.positive),
+    reference=REFERENCE,
+)
+
+FILTERING_MIXTURE = Law(
+    name="filtering_mixture",
+    fn=filtering_mixture,
+    params=FilteringMixtureParams,
+    inputs=("samples", "sizes", "weights"),
+    target="error",
+    constraints=FilteringMixtureParams(b=C.negative, tau=C.positive, n0=C.positive, d=C.positive),
+    reference=REFERENCE,
+)

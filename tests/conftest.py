@@ -1,0 +1,36 @@
+"""Test configuration: float64 on, strict dtype promotion, shared helpers."""
+
+import json
+import pathlib
+
+import jax
+import pytest
+
+import jaxlaws  # noqa: F401  (turns on x64)
+
+jax.config.update("jax_numpy_dtype_promotion", "strict")
+
+DATA = pathlib.Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="session")
+def goyal_reference():
+    """The authors' reference functions evaluated at their parameters (tests/data/SOURCES.md)."""
+    return json.loads((DATA / "goyal_reference_code_outputs.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def goyal_parameters():
+    """The authors' fitted parameter sets, by id (tests/data/SOURCES.md)."""
+    rows = [
+        json.loads(line)
+        for line in (DATA / "goyal_parameter_values.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
+    return {r["id"]: r for r in rows}
+
+
+@pytest.fixture(scope="session")
+def muennighoff_reference():
+    """Muennighoff et al. check values, each tagged with its source (tests/data/SOURCES.md)."""
+    return json.loads((DATA / "muennighoff_reference_values.json").read_text())
