@@ -9,9 +9,26 @@ import jax
 jax.config.update("jax_enable_x64", True)
 
 from jaxlaws import _constraints as constraints  # noqa: E402
-from jaxlaws import datasets, laws  # noqa: E402
+from jaxlaws import datasets, laws, objectives, solvers  # noqa: E402
+from jaxlaws.data import mixture_inputs  # noqa: E402
+from jaxlaws.fit import ConvergenceWarning, FitResult, fit  # noqa: E402
 from jaxlaws.laws import Law  # noqa: E402
+from jaxlaws.uncertainty import BootstrapResult, bootstrap  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["Law", "constraints", "datasets", "laws", "__version__"]
+__all__ = [
+    "BootstrapResult",
+    "ConvergenceWarning",
+    "FitResult",
+    "Law",
+    "bootstrap",
+    "constraints",
+    "datasets",
+    "fit",
+    "laws",
+    "mixture_inputs",
+    "objectives",
+    "solvers",
+    "__version__",
+]

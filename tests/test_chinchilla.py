@@ -96,7 +96,5 @@ def test_law_record_calls_the_function(points):
     np.testing.assert_array_equal(laws.CHINCHILLA(p, N, D), laws.chinchilla(p, N, D))
     u = laws.CHINCHILLA.to_unconstrained(p)
     np.testing.assert_allclose(u.E, jnp.log(p.E))  # Hoffmann's e = log E
-    np.testing.assert_allclose(
-        jnp.stack(laws.CHINCHILLA.from_unconstrained(u)), jnp.stack(p), rtol=1e-14
-    )
+    np.testing.assert_allclose(jnp.stack(laws.CHINCHILLA.from_unconstrained(u)), jnp.stack(p), rtol=1e-14)
     assert len(np.array(np.meshgrid(*laws.CHINCHILLA.start_grid)).reshape(5, -1).T) == 4500

@@ -30,9 +30,7 @@ def test_datablations_c4_has_the_182_runs():
     assert (df[["N", "D", "U", "loss"]] > 0).all().all()
 
 
-@pytest.mark.skipif(
-    not ANCHORS.exists(), reason="needs the project's shared/anchors beside the checkout"
-)
+@pytest.mark.skipif(not ANCHORS.exists(), reason="needs the project's shared/anchors beside the checkout")
 def test_bundled_numbers_equal_the_anchors():
     src = pd.read_csv(ANCHORS / "chinchilla" / "svg_extracted_data.csv")
     df = datasets.load("chinchilla-epoch")
@@ -46,7 +44,7 @@ def test_bundled_numbers_equal_the_anchors():
 
 
 def test_every_dataset_states_its_source_licence_and_paper():
-    assert datasets.names() == ["chinchilla-epoch", "datablations-c4"]
+    assert datasets.names() == ["chinchilla-epoch", "datablations-c4", "openclip-imagenet"]
     for name in datasets.names():
         info = datasets.info(name)
         assert info.source and info.licence and info.citation
@@ -54,9 +52,7 @@ def test_every_dataset_states_its_source_licence_and_paper():
 
 
 def test_unknown_dataset_and_subset_are_clear_errors():
-    with pytest.raises(
-        ValueError, match=r"unknown dataset 'chinchilla'.*did you mean 'chinchilla-epoch'"
-    ):
+    with pytest.raises(ValueError, match=r"unknown dataset 'chinchilla'.*did you mean 'chinchilla-epoch'"):
         datasets.load("chinchilla")
     with pytest.raises(ValueError, match="has no subset 'std'"):
         datasets.load("chinchilla-epoch", subset="std")
@@ -74,9 +70,7 @@ def test_law_options_and_params():
     code = laws.FILTERING.with_options(form="reference_code")
     p = laws.params_from_reference_code(0.025, -0.16, 6.7272727272727275, 0.1)
     assert float(code(p, 19.2e6, 12.8e6)) == pytest.approx(0.8773121908836914, rel=1e-12)
-    assert float(code(p, 19.2e6, 12.8e6, form="paper")) == pytest.approx(
-        0.882996525798457, rel=1e-12
-    )
+    assert float(code(p, 19.2e6, 12.8e6, form="paper")) == pytest.approx(0.882996525798457, rel=1e-12)
     assert "form='reference_code'" in repr(code)
     made = laws.CHINCHILLA.make_params({"E": 1.7, "A": 400, "B": 410, "alpha": 0.34, "beta": 0.28})
     assert isinstance(made, laws.ChinchillaParams)
@@ -88,8 +82,7 @@ def test_x64_is_on_after_import():
     import jax.numpy as jnp
 
     assert (
-        jaxlaws.laws.chinchilla(laws.ChinchillaParams(1.0, 1.0, 1.0, 0.5, 0.5), 4.0, 4.0).dtype
-        == jnp.float64
+        jaxlaws.laws.chinchilla(laws.ChinchillaParams(1.0, 1.0, 1.0, 0.5, 0.5), 4.0, 4.0).dtype == jnp.float64
     )
 
 

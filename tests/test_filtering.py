@@ -61,9 +61,7 @@ def test_code_form_reproduces_two_pool_aggregation(goyal_reference, goyal_parame
         ps = goyal_parameters[ex["param_key"]]
         idx = [ps["names"].index(n) for n in ex["pools"]]
         # the reference passes tau already multiplied by p = 2: Theorem 1's tau_hat
-        np.testing.assert_allclose(
-            np.array(ex["tau_passed(already x p)"]), 2 * np.array(ps["c_values"])[idx]
-        )
+        np.testing.assert_allclose(np.array(ex["tau_passed(already x p)"]), 2 * np.array(ps["c_values"])[idx])
         sizes = jnp.full(2, ex["samples_per_epoch(combined)"] / 2)
         got = laws.filtering_mixture(
             _mixture_params(ps, idx),
@@ -142,9 +140,7 @@ def test_free_amplitude_equals_shared_anchor_when_a_is_n0_to_minus_b():
         jnp.array([0.5, 0.3, 0.2]),
     )
     shared = FIG4._replace(b=FIG4.b[:3], tau=FIG4.tau[:3])
-    free = laws.FilteringMixtureFreeParams(
-        a=shared.n0 ** (-shared.b), b=shared.b, tau=shared.tau, d=shared.d
-    )
+    free = laws.FilteringMixtureFreeParams(a=shared.n0 ** (-shared.b), b=shared.b, tau=shared.tau, d=shared.d)
     np.testing.assert_allclose(
         laws.filtering_mixture(free, n, sizes, w),
         laws.filtering_mixture(shared, n, sizes, w),
@@ -179,9 +175,7 @@ def test_n_eff_properties():
         tau_hat = laws.effective_tau(jnp.ones(p), jnp.full(p, N), jnp.full(p, 1.0 / p), 10 * p * N)
         np.testing.assert_allclose(tau_hat, p, rtol=1e-14)
     # a 5% sprinkle of three more pools barely moves the best pool's half-life
-    tau_hat = laws.effective_tau(
-        jnp.ones(4), jnp.full(4, N), jnp.array([0.85, 0.05, 0.05, 0.05]), 100 * N
-    )
+    tau_hat = laws.effective_tau(jnp.ones(4), jnp.full(4, N), jnp.array([0.85, 0.05, 0.05, 0.05]), 100 * N)
     assert float(tau_hat[0]) < 1.5
 
 
@@ -247,9 +241,7 @@ def test_max_passes_truncation_is_bounded_and_exact_when_large_enough():
     n, N = 400 * 12.8e6, 12.8e6
     K = laws.passes_needed(n, N)
     exact = laws.filtering(p, n, N, max_passes=K)
-    assert float(laws.filtering(p, n, N, max_passes=4 * K)) == pytest.approx(
-        float(exact), rel=1e-14
-    )
+    assert float(laws.filtering(p, n, N, max_passes=4 * K)) == pytest.approx(float(exact), rel=1e-14)
     for K_small in (16, 64, 128):
         approx = laws.filtering(p, n, N, max_passes=K_small)
         bound = 0.16 * 0.5 ** (K_small / 20.0) * math.log(400 / K_small)

@@ -89,9 +89,7 @@ def np_mixture(p, n, sizes, weights):
 
 
 f64 = np.float64
-CH = laws.ChinchillaParams(
-    E=f64(1.8172), A=f64(477.84), B=f64(2143.9), alpha=f64(0.3473), beta=f64(0.3672)
-)
+CH = laws.ChinchillaParams(E=f64(1.8172), A=f64(477.84), B=f64(2143.9), alpha=f64(0.3473), beta=f64(0.3672))
 GOYAL = laws.params_from_reference_code(0.025, -0.16, 6.7272727272727275, 0.1)
 GOYAL_NP = laws.FilteringParams(*(float(x) for x in GOYAL))
 MIX = laws.FilteringMixtureParams(

@@ -79,10 +79,28 @@ DATASETS: dict[str, Dataset] = {
             ),
             source="huggingface/datablations @ 1370131, utils/parametric_fit.ipynb",
             licence="Apache-2.0",
-            citation=(
-                "Muennighoff et al., 'Scaling Data-Constrained Language Models', NeurIPS 2023."
-            ),
+            citation=("Muennighoff et al., 'Scaling Data-Constrained Language Models', NeurIPS 2023."),
             law="data_constrained",
+        ),
+        Dataset(
+            name="openclip-imagenet",
+            filename="openclip_imagenet.csv",
+            description=(
+                "Cherti et al.'s 18 OpenCLIP runs (ViT-B/16 and ViT-B/32 on LAION 80M, 400M "
+                "and 2B, 2.4B to 34B samples seen, up to 428 passes): zero-shot ImageNet "
+                "accuracy acc1 and error = 1 - acc1. Columns: arch, pool, samples (seen), "
+                "pool_size (unique samples: 80,000,415 and 413M from the training logs; 2.32B "
+                "for LAION-2B-en), acc1, error, passes = samples / pool_size."
+            ),
+            source=(
+                "LAION-AI/scaling-laws-openclip @ 652b1e7 (zeroshot_results.csv, trained_models_info.csv)"
+            ),
+            licence="none stated; numbers only",
+            citation=(
+                "Cherti et al., 'Reproducible scaling laws for contrastive language-image "
+                "learning', CVPR 2023; re-fitted with repetition in Goyal et al. 2024, Fig. 6."
+            ),
+            law="filtering",
         ),
     )
 }
@@ -120,7 +138,5 @@ def load(name: str, subset: str | None = None) -> pd.DataFrame:
         return df
     subsets = dict(ds.subsets)
     if subset not in subsets:
-        raise ValueError(
-            f"dataset {name!r} has no subset {subset!r}; subsets: {sorted(subsets) or 'none'}"
-        )
+        raise ValueError(f"dataset {name!r} has no subset {subset!r}; subsets: {sorted(subsets) or 'none'}")
     return df[df[subsets[subset]].astype(bool)].reset_index(drop=True)

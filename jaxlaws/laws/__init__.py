@@ -54,9 +54,7 @@ def get(name: str | Law) -> Law:
         return name
     key = str(name).strip().lower().replace("-", "_")
     if key not in REGISTRY:
-        raise ValueError(
-            f"unknown law {name!r}{suggest(key, REGISTRY)}; known laws: {sorted(REGISTRY)}"
-        )
+        raise ValueError(f"unknown law {name!r}{suggest(key, REGISTRY)}; known laws: {sorted(REGISTRY)}")
     return REGISTRY[key]
 
 

@@ -33,6 +33,9 @@ class Law:
         start_grid: the paper's multi-start grid, one tuple of values per parameter,
             in the paper's parametrisation (the product of the tuples is the grid).
         reference: the paper (authors, title, year).
+        pool_params: fields with one entry per pool (their length is the number of pools).
+        configure: optional ``(law, inputs) -> law`` binding options that depend on the
+            data before a fit (e.g. ``max_passes`` of the filtering laws).
     """
 
     name: str
@@ -45,6 +48,8 @@ class Law:
     options: tuple[tuple[str, Any], ...] = ()
     start_grid: tuple[tuple[float, ...], ...] | None = None
     reference: str = ""
+    pool_params: tuple[str, ...] = ()
+    configure: Callable[..., Any] | None = None
 
     def __call__(self, params: NamedTuple, *inputs, **options):
         return self.fn(params, *inputs, **{**dict(self.options), **options})
@@ -91,9 +96,23 @@ class Law:
 
     def __repr__(self) -> str:
         opts = "".join(f", {k}={v!r}" for k, v in self.options)
-        return (
-            f"Law({self.name!r}, params={list(self.param_names)}, inputs={list(self.inputs)}{opts})"
-        )
+        return f"Law({self.name!r}, params={list(self.param_names)}, inputs={list(self.inputs)}{opts})"
+
+
+def logsumexp_terms(*terms):
+    """``log(sum_i exp(t_i))`` of a few broadcastable terms, stably.
+
+    Faster than ``jax.nn.logsumexp`` over a stacked axis (no stacking, no special cases):
+    the shift ``m`` cancels exactly in the gradient, so ties in ``max`` are harmless.
+    """
+    terms = jnp.broadcast_arrays(*terms)
+    m = terms[0]
+    for t in terms[1:]:
+        m = jnp.maximum(m, t)
+    total = jnp.exp(terms[0] - m)
+    for t in terms[1:]:
+        total = total + jnp.exp(t - m)
+    return m + jnp.log(total)
 
 
 def check_constraints(law: Law, params: NamedTuple) -> None:

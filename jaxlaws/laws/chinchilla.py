@@ -6,10 +6,9 @@ import math
 from typing import NamedTuple
 
 import jax.numpy as jnp
-from jax.nn import logsumexp
 
 from jaxlaws import _constraints as C
-from jaxlaws.laws._law import Law
+from jaxlaws.laws._law import Law, logsumexp_terms
 
 __all__ = [
     "ChinchillaParams",
@@ -115,8 +114,7 @@ def chinchilla_log(params: ChinchillaLogParams, N, D):
 def _log_chinchilla(lp: ChinchillaLogParams, N, D):
     N = jnp.asarray(N, dtype=jnp.float64)
     D = jnp.asarray(D, dtype=jnp.float64)
-    terms = jnp.broadcast_arrays(lp.a - lp.alpha * jnp.log(N), lp.b - lp.beta * jnp.log(D), lp.e)
-    return logsumexp(jnp.stack(terms, axis=0), axis=0)
+    return logsumexp_terms(lp.a - lp.alpha * jnp.log(N), lp.b - lp.beta * jnp.log(D), lp.e)
 
 
 def _log_chinchilla_params(params: ChinchillaParams, N, D):
@@ -143,9 +141,7 @@ def chinchilla_optimal(params: ChinchillaParams, C):
     """
     C = jnp.asarray(C, dtype=jnp.float64)
     s = params.alpha + params.beta
-    log_G = (
-        jnp.log(params.alpha) + jnp.log(params.A) - jnp.log(params.beta) - jnp.log(params.B)
-    ) / s
+    log_G = (jnp.log(params.alpha) + jnp.log(params.A) - jnp.log(params.beta) - jnp.log(params.B)) / s
     log_c6 = jnp.log(C / 6.0)
     N_opt = jnp.exp(log_G + params.beta / s * log_c6)
     D_opt = jnp.exp(-log_G + params.alpha / s * log_c6)
@@ -168,9 +164,7 @@ CHINCHILLA = Law(
     params=ChinchillaParams,
     inputs=("N", "D"),
     target="loss",
-    constraints=ChinchillaParams(
-        E=C.positive, A=C.positive, B=C.positive, alpha=C.real, beta=C.real
-    ),
+    constraints=ChinchillaParams(E=C.positive, A=C.positive, B=C.positive, alpha=C.real, beta=C.real),
     log_fn=_log_chinchilla_params,
     # The unconstrained coordinates of E, A, B are log E, log A, log B: Hoffmann's e, a, b.
     start_grid=(

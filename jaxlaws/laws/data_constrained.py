@@ -6,10 +6,9 @@ import math
 from typing import NamedTuple
 
 import jax.numpy as jnp
-from jax.nn import logsumexp
 
 from jaxlaws import _constraints as C
-from jaxlaws.laws._law import Law
+from jaxlaws.laws._law import Law, logsumexp_terms
 
 __all__ = [
     "DataConstrainedParams",
@@ -62,9 +61,9 @@ def _repetitions(total, unique):
 
 
 def _log_G(params):
-    return (
-        jnp.log(params.alpha) + jnp.log(params.A) - jnp.log(params.beta) - jnp.log(params.B)
-    ) / (params.alpha + params.beta)
+    return (jnp.log(params.alpha) + jnp.log(params.A) - jnp.log(params.beta) - jnp.log(params.B)) / (
+        params.alpha + params.beta
+    )
 
 
 def effective_data(params: DataConstrainedParams, D, U):
@@ -124,12 +123,11 @@ def data_constrained(params: DataConstrainedParams, N, D, U):
 def _log_data_constrained(params: DataConstrainedParams, N, D, U):
     Dp = effective_data(params, D, U)
     Np = effective_params(params, N, U)
-    terms = jnp.broadcast_arrays(
+    return logsumexp_terms(
         jnp.log(params.A) - params.alpha * jnp.log(Np),
         jnp.log(params.B) - params.beta * jnp.log(Dp),
         jnp.log(params.E),
     )
-    return logsumexp(jnp.stack(terms, axis=0), axis=0)
 
 
 #: The published C4 constants at full precision (datablations code; paper Eq. 17 rounds them):

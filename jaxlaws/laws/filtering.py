@@ -136,7 +136,13 @@ def _check_form(form, allowed=FORMS):
 
 
 def filtering(
-    params: FilteringParams, n, N, *, form: str = "paper", max_passes: int = DEFAULT_MAX_PASSES
+    params: FilteringParams,
+    n,
+    N,
+    *,
+    form: str = "paper",
+    max_passes: int = DEFAULT_MAX_PASSES,
+    tau_size: float | None = None,
 ):
     r"""Error after ``n`` samples from one pool of ``N`` unique samples, with repetition.
 
@@ -156,6 +162,10 @@ def filtering(
             ``y = (a n_1^{b_0} + d) prod_j (n_{j+1}/n_j)^{b_j}``), or ``"effective_data"``
             (appendix variant: ``y = a n_eff^b + d``, ``n_eff = sum_k n_k^{new} 0.5^{k/tau}``).
         max_passes: static number of passes summed exactly (see ``DEFAULT_MAX_PASSES``).
+        tau_size: if given, ``tau`` is the half-life of a pool of ``tau_size`` samples and a
+            pool of ``N`` samples decays ``N / tau_size`` times slower (Goyal et al. App. G;
+            ``LAWS.md`` section 3): the half-life used is ``tau N / tau_size``. For fitting
+            one ``tau`` to pools of the same distribution and different sizes.
 
     Returns:
         The predicted error ``y``.
@@ -173,6 +183,8 @@ def filtering(
     n = jnp.asarray(n, jnp.float64)
     N = jnp.asarray(N, jnp.float64)
     a, b, tau, d = (jnp.asarray(x, jnp.float64) for x in params)
+    if tau_size is not None:
+        tau = tau * N / tau_size
     passes, tau_b = jnp.broadcast_arrays(n / N, tau)
     if form == "effective_data":
         n_eff = N * _decayed_passes(passes, tau_b, max_passes)
@@ -275,6 +287,24 @@ def filtering_mixture(
     return (jnp.exp(first) + d) * jnp.exp(repeat)
 
 
+def _bind_max_passes(law: Law, passes) -> Law:
+    """Bind the smallest power of two >= the passes in the data (few distinct compilations)."""
+    if "max_passes" in dict(law.options):
+        return law
+    need = max(int(math.ceil(float(jnp.max(passes)))) + 1, 2)
+    return law.with_options(max_passes=int(2 ** math.ceil(math.log2(need))))
+
+
+def _configure_single(law: Law, inputs) -> Law:
+    return _bind_max_passes(law, jnp.asarray(inputs["samples"]) / jnp.asarray(inputs["pool_size"]))
+
+
+def _configure_mixture(law: Law, inputs) -> Law:
+    n = jnp.asarray(inputs["samples"])
+    w, sizes = jnp.asarray(inputs["weights"]), jnp.asarray(inputs["sizes"])
+    return _bind_max_passes(law, w * n[..., None] / sizes)
+
+
 FILTERING = Law(
     name="filtering",
     fn=filtering,
@@ -283,6 +313,14 @@ FILTERING = Law(
     target="error",
     constraints=FilteringParams(a=C.positive, b=C.negative, tau=C.positive, d=C.positive),
     reference=REFERENCE,
+    configure=_configure_single,
+    # a coarse grid over the usual ranges (error in [0, 1], n in samples)
+    start_grid=(
+        (1.0, 10.0, 100.0, 1e3, 1e4),
+        (-0.05, -0.1, -0.2, -0.4),
+        (1.0, 3.0, 10.0, 30.0),
+        (0.01, 0.1, 0.3),
+    ),
 )
 
 FILTERING_MIXTURE = Law(
@@ -293,4 +331,13 @@ FILTERING_MIXTURE = Law(
     target="error",
     constraints=FilteringMixtureParams(b=C.negative, tau=C.positive, n0=C.positive, d=C.positive),
     reference=REFERENCE,
+    pool_params=("b", "tau"),
+    configure=_configure_mixture,
+    # every pool starts from the same b and tau; random starts draw them per pool
+    start_grid=(
+        (-0.05, -0.1, -0.2, -0.4),
+        (1.0, 3.0, 10.0),
+        (1e3, 1e4, 1e5, 1e6),
+        (0.01, 0.1, 0.3),
+    ),
 )
