@@ -34,6 +34,7 @@ class Dataset:
         citation: the paper to credit.
         law: the built-in law the table is usually fitted with.
         subsets: named row filters: subset name -> boolean column.
+        fit_subset: the subset the standard fit uses (the command line's default).
     """
 
     name: str
@@ -44,6 +45,7 @@ class Dataset:
     citation: str
     law: str
     subsets: tuple[tuple[str, str], ...] = ()
+    fit_subset: str | None = None
 
 
 DATASETS: dict[str, Dataset] = {
@@ -68,6 +70,7 @@ DATASETS: dict[str, Dataset] = {
             ),
             law="chinchilla",
             subsets=(("standard", "standard"),),
+            fit_subset="standard",
         ),
         Dataset(
             name="datablations-c4",

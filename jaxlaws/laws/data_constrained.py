@@ -69,9 +69,11 @@ def _log_G(params):
 def effective_data(params: DataConstrainedParams, D, U):
     r"""Effective data :math:`D' = U + U R^*_D (1 - e^{-R_D / R^*_D})`.
 
-    ``R_D = max(D / U - 1, 0)`` repetitions beyond the first epoch.
+    ``R_D = max(D / U - 1, 0)`` repetitions beyond the first epoch. ``U`` is the unique
+    tokens seen, ``U_D = min(U, D)``: with fewer tokens than the unique budget, ``D' = D``.
     """
     D, U = _f64(D), _f64(U)
+    U = jnp.minimum(U, D)
     return _saturating(U, _repetitions(D, U), params.R_D_star)
 
 
@@ -95,7 +97,8 @@ def data_constrained(params: DataConstrainedParams, N, D, U):
         D' = U + U R^*_D\,(1 - e^{-R_D/R^*_D}),\quad
         N' = U_N + U_N R^*_N\,(1 - e^{-R_N/R^*_N})
 
-    with ``R_D = max(D/U - 1, 0)``, ``U_N = min(G (U G)^{beta/alpha}, N)``,
+    with ``U`` the unique tokens seen (``min(U, D)``: a budget of unique tokens larger than
+    ``D`` is not all seen), ``R_D = max(D/U - 1, 0)``, ``U_N = min(G (U G)^{beta/alpha}, N)``,
     ``R_N = max(N/U_N - 1, 0)`` and ``G = (alpha A / (beta B))^{1/(alpha+beta)}``.
     ``1 - exp(-x)`` is evaluated as ``-expm1(-x)`` so a large ``R*`` keeps full precision.
     Fitted in log space as ``log L = LSE(a - alpha log N', b - beta log D', e)``.
@@ -121,6 +124,7 @@ def data_constrained(params: DataConstrainedParams, N, D, U):
 
 
 def _log_data_constrained(params: DataConstrainedParams, N, D, U):
+    U = jnp.minimum(_f64(U), _f64(D))  # unique tokens seen, U_D
     Dp = effective_data(params, D, U)
     Np = effective_params(params, N, U)
     return logsumexp_terms(

@@ -1,0 +1,187 @@
+"""The ``jaxlaws`` command: a thin layer over the Python API (no numerics here).
+
+    jaxlaws datasets
+    jaxlaws fit --dataset chinchilla-epoch --law chinchilla [--output fit.json]
+    jaxlaws fit --data runs.csv --law chinchilla --columns N=params,D=tokens --target val_loss
+
+A user mistake (a missing column, a NaN, an unknown law) prints one line on stderr and
+exits with status 2; it never shows a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import warnings
+
+__all__ = ["main"]
+
+
+def _parse_columns(text: str | None) -> dict[str, str]:
+    if not text:
+        return {}
+    out = {}
+    for part in text.split(","):
+        if "=" not in part:
+            raise ValueError(f"--columns expects LAW_INPUT=COLUMN pairs separated by commas, got {part!r}")
+        k, v = part.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def _read_table(path: str):
+    import pandas as pd
+
+    if path.endswith(".parquet"):
+        return pd.read_parquet(path)
+    return pd.read_csv(path)
+
+
+def _starts(text: str):
+    if text in ("grid", "init"):
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(
+            f"--starts must be 'grid', 'init' or a number of random starts, got {text!r}"
+        ) from None
+
+
+def _fit(args) -> int:
+    import jax
+
+    import jaxlaws
+
+    if (args.dataset is None) == (args.data is None):
+        raise ValueError("give exactly one of --dataset NAME or --data FILE")
+    if args.dataset is not None:
+        info = jaxlaws.datasets.info(args.dataset)
+        subset = args.subset if args.subset != "all" else None
+        if args.subset is None:
+            subset = info.fit_subset
+        table = jaxlaws.datasets.load(args.dataset, subset=subset)
+        source = f"dataset {args.dataset}" + (f" (subset {subset})" if subset else "")
+    else:
+        table = _read_table(args.data)
+        source = f"file {args.data}"
+    law = args.law or (jaxlaws.datasets.info(args.dataset).law if args.dataset else None)
+    if law is None:
+        raise ValueError("--law is required with --data")
+    init = json.loads(args.init) if args.init else None
+    frozen = [s.strip() for s in args.frozen.split(",")] if args.frozen else None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", jaxlaws.ConvergenceWarning)
+        res = jaxlaws.fit(
+            law,
+            table,
+            columns=_parse_columns(args.columns),
+            target=args.target,
+            objective=args.objective,
+            delta=args.delta,
+            starts=_starts(args.starts),
+            seed=args.seed,
+            init=init,
+            frozen=frozen,
+        )
+    print(f"{source}: {res.n_points} rows")
+    print(res.summary())
+    record = {
+        "law": res.law.name,
+        "law_options": dict(res.law.options),
+        "objective": res.objective,
+        "delta": res.delta,
+        "starts": args.starts,
+        "seed": args.seed,
+        "source": source,
+        "columns": res.columns,
+        "params": res.params_dict,
+        "extra": res.extra,
+        "value": res.value,
+        "status": res.status,
+        "n_starts": len(res.starts),
+        "n_best_basin": res.n_best_basin,
+        "status_counts": res.starts["status"].value_counts().to_dict(),
+        "frozen": list(res.frozen),
+        "warnings": [str(w.message) for w in caught],
+        "data_sha256": hashlib.sha256(table.to_csv(index=False).encode()).hexdigest(),
+        "versions": {"jaxlaws": jaxlaws.__version__, "jax": jax.__version__},
+    }
+    if args.bootstrap:
+        bs = jaxlaws.bootstrap(
+            jax.random.key(args.seed),
+            law,
+            table,
+            args.bootstrap,
+            point=res,
+            columns=_parse_columns(args.columns),
+            target=args.target,
+            objective=args.objective,
+            delta=args.delta,
+            init=init,
+            frozen=frozen,
+        )
+        print(bs.summary())
+        record["bootstrap"] = {
+            "n_resamples": args.bootstrap,
+            "n_failed": bs.n_failed,
+            "stderr": bs.stderr,
+            "interval95": {k: list(v) for k, v in bs.interval().items()},
+        }
+    if args.output:
+        with open(args.output, "w") as fh:
+            json.dump(record, fh, indent=2)
+        print(f"wrote {args.output}")
+    return 0
+
+
+def _datasets(args) -> int:
+    import jaxlaws
+
+    for name in jaxlaws.datasets.names():
+        info = jaxlaws.datasets.info(name)
+        n = len(jaxlaws.datasets.load(name))
+        print(f"{name:<20} {n:>4} rows  law {info.law:<18} {info.citation}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="jaxlaws", description="Fit scaling laws to tables of training runs.")
+    sub = p.add_subparsers(dest="command", required=True)
+    f = sub.add_parser("fit", help="fit a law to a bundled dataset or a CSV/Parquet file")
+    f.add_argument("--dataset", help="a bundled dataset (see `jaxlaws datasets`)")
+    f.add_argument("--subset", help="a named subset of the dataset ('all' for every row)")
+    f.add_argument("--data", help="a CSV or Parquet file")
+    f.add_argument("--law", help="chinchilla, data_constrained, filtering, filtering_mixture")
+    f.add_argument("--columns", help="LAW_INPUT=COLUMN,... where the table's names differ")
+    f.add_argument("--target", help="the column to fit (default: the law's, e.g. loss)")
+    f.add_argument(
+        "--objective", default="huber", help="huber (default), huber_linear, sse, sse_log, huber_likelihood"
+    )
+    f.add_argument("--delta", type=float, default=1e-3, help="Huber threshold (default 1e-3)")
+    f.add_argument("--starts", default="grid", help="grid (default), init, or a number of random starts")
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--init", help="JSON object of starting or frozen parameter values")
+    f.add_argument("--frozen", help="comma-separated parameters held at their --init values")
+    f.add_argument("--bootstrap", type=int, default=0, help="number of bootstrap resamples (default 0)")
+    f.add_argument("--output", help="write the fit as JSON here")
+    f.set_defaults(func=_fit)
+    d = sub.add_parser("datasets", help="list the bundled datasets")
+    d.set_defaults(func=_datasets)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, KeyError, json.JSONDecodeError) as err:
+        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        print(f"jaxlaws: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

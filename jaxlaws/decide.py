@@ -1,0 +1,317 @@
+"""Decisions by gradient: compute-optimal model size, tokens and epochs.
+
+For a compute budget ``C = 6 N D`` the loss-minimising ``N`` (and ``D = C / 6N``) under a
+fitted law: in closed form for Chinchilla, by Newton's method on ``log N`` along the
+iso-FLOP line otherwise (the data-constrained law with a unique-token budget ``U``, where
+the epochs ``D / U`` are chosen too). Budgets are vmapped, so a frontier over many budgets,
+or over bootstrap samples of the parameters, is one call.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from jaxlaws.fit import FitResult
+from jaxlaws.laws import (
+    ChinchillaParams,
+    DataConstrainedParams,
+    chinchilla,
+    chinchilla_optimal,
+    data_constrained,
+    effective_data,
+)
+
+__all__ = ["allocate", "Allocation", "isoflop_optimum"]
+
+
+class Allocation(NamedTuple):
+    """The compute-optimal allocation for each budget (arrays broadcast over budgets).
+
+    Attributes:
+        C: compute budget (FLOPs).
+        N: parameters.
+        D: training tokens, ``C / (6 N)``.
+        loss: predicted loss at ``(N, D)``.
+        epochs: ``D / U`` (``nan`` without a unique-token budget).
+        effective_epochs: ``D' / U``, what the repeated tokens are worth in fresh ones.
+        converged: whether the line search met its tolerance (always true in closed form).
+    """
+
+    C: jnp.ndarray
+    N: jnp.ndarray
+    D: jnp.ndarray
+    loss: jnp.ndarray
+    epochs: jnp.ndarray
+    effective_epochs: jnp.ndarray
+    converged: jnp.ndarray
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame({k: np.ravel(np.asarray(v)) for k, v in self._asdict().items()})
+
+
+def isoflop_optimum(loss_of_log_n, x0, *, max_steps: int = 100, tol: float = 1e-12):
+    """Minimise a 1-D function of ``log N`` by safeguarded Newton steps from ``x0``.
+
+    Each step is Newton's where the curvature is positive, a gradient step of unit length
+    in ``log N`` otherwise, and is halved until the loss decreases. It stops when the step
+    or the decrease is negligible; the laws have corners (``N = N_opt(U)``, ``D = U``)
+    where the optimum can sit, and there the decrease vanishes first. Returns
+    ``(x, converged)``.
+    """
+    g1 = jax.grad(loss_of_log_n)
+    g2 = jax.grad(g1)
+
+    def cond(s):
+        x, k, done = s
+        return (~done) & (k < max_steps)
+
+    def body(s):
+        x, k, _ = s
+        g, h = g1(x), g2(x)
+        step = jnp.where(h > 0, -g / jnp.where(h > 0, h, 1.0), -jnp.sign(g))
+        step = jnp.clip(step, -2.0, 2.0)
+        f0 = loss_of_log_n(x)
+
+        def shrink(c):
+            t, _ = c
+            return t * 0.5, loss_of_log_n(x + t * 0.5 * step)
+
+        def need(c):
+            t, f = c
+            return (f > f0) & (t > 1e-12)
+
+        t, f_new = jax.lax.while_loop(need, shrink, (1.0, loss_of_log_n(x + step)))
+        accept = f_new <= f0
+        x_new = jnp.where(accept, x + t * step, x)
+        # converged: the step is negligible, or no step gains anything at working precision
+        # (a minimum at a corner of the law, e.g. where N reaches N_opt(U) or D reaches U)
+        done = (jnp.abs(t * step) < tol * jnp.maximum(1.0, jnp.abs(x)) + 1e-14) | (
+            f0 - jnp.where(accept, f_new, f0) <= 1e-15 * jnp.abs(f0)
+        )
+        return x_new, k + 1, done
+
+    x, _, done = jax.lax.while_loop(cond, body, (jnp.asarray(x0, jnp.float64), 0, jnp.asarray(False)))
+    return x, done
+
+
+@jax.jit
+def _chinchilla_allocation(params, C):
+    N, D = chinchilla_optimal(params, C)
+    nan = jnp.full_like(N, jnp.nan)
+    return Allocation(C, N, D, chinchilla(params, N, D), nan, nan, jnp.ones_like(N, dtype=bool))
+
+
+@jax.jit
+def _data_constrained_allocation(params, C, U):
+    base = ChinchillaParams(params.E, params.A, params.B, params.alpha, params.beta)
+
+    def one(c, u):
+        n0, _ = chinchilla_optimal(base, c)
+
+        def loss(log_n):
+            n = jnp.exp(log_n)
+            return jnp.log(data_constrained(params, n, c / (6.0 * n), u))
+
+        x, ok = isoflop_optimum(loss, jnp.log(n0))
+        N = jnp.exp(x)
+        D = c / (6.0 * N)
+        return Allocation(
+            c, N, D, data_constrained(params, N, D, u), D / u, effective_data(params, D, u) / u, ok
+        )
+
+    return jax.vmap(one)(C, U)
+
+
+def allocate(params, C, U=None) -> Allocation:
+    """The loss-minimising ``N`` and ``D = C / 6N`` for each compute budget ``C``.
+
+    .. math:: (N^*, D^*) = \\arg\\min_{6 N D = C} L(N, D[, U])
+
+    Args:
+        params: fitted parameters (:class:`~jaxlaws.laws.ChinchillaParams` or
+            :class:`~jaxlaws.laws.DataConstrainedParams`), or a :class:`~jaxlaws.FitResult`
+            of either law.
+        C: compute budget(s) in FLOPs (scalar or array).
+        U: unique tokens available (data-constrained law only; broadcast with ``C``).
+            Without it the data-constrained law has unlimited data and its Chinchilla
+            constants give the closed form.
+
+    Returns:
+        An :class:`Allocation` with one entry per budget.
+
+    Raises:
+        ValueError: for parameters of another law, or ``U`` given for Chinchilla.
+
+    Example:
+        >>> from jaxlaws import laws
+        >>> from jaxlaws.decide import allocate
+        >>> a = allocate(laws.MUENNIGHOFF_C4, 1e22, U=25e9)
+        >>> f"{float(a.N[0]):.4g} params, {float(a.D[0]):.4g} tokens, {float(a.epochs[0]):.3g} epochs"
+        '7.026e+09 params, 2.372e+11 tokens, 9.49 epochs'
+
+    References:
+        Hoffmann et al. 2022, Eq. 4; Muennighoff et al. 2023, Section 5 and App. B.
+    """
+    if isinstance(params, FitResult):
+        params = params.params
+    C = jnp.atleast_1d(jnp.asarray(C, jnp.float64))
+    if np.any(np.asarray(C) <= 0):
+        raise ValueError(f"compute budgets must be positive, got {np.asarray(C)}")
+    if isinstance(params, ChinchillaParams):
+        if U is not None:
+            raise ValueError("a unique-token budget U needs the data_constrained law's parameters")
+        return _chinchilla_allocation(params, C)
+    if isinstance(params, DataConstrainedParams):
+        if U is None:
+            base = ChinchillaParams(params.E, params.A, params.B, params.alpha, params.beta)
+            return _chinchilla_allocation(base, C)
+        U = jnp.broadcast_to(jnp.asarray(U, jnp.float64), C.shape)
+        if np.any(np.asarray(U) <= 0):
+            raise ValueError(f"unique-token budgets must be positive, got {np.asarray(U)}")
+        return _data_constrained_allocation(params, C, U)
+    raise ValueError(f"allocate needs Chinchilla or data-constrained parameters, got {type(params).__name__}")
+
+
+# ----------------------------------------------------------------------------------------
+# Data filtering: mixing weights over pools for a budget of samples
+# ----------------------------------------------------------------------------------------
+
+
+class MixtureDecision(NamedTuple):
+    """Best sampling weights per budget, beside the authors' discrete top-k strategy.
+
+    Attributes:
+        n: budgets (samples seen), shape ``(B,)``.
+        weights: gradient-optimised weights on the simplex, ``(B, P)``.
+        error: predicted error at ``weights``, ``(B,)``.
+        topk_errors: predicted error of the top-k pools mixed uniformly, ``(B, P)``
+            (column ``k - 1`` for the best ``k`` pools, in the order given).
+        best_k: the best ``k`` per budget, ``(B,)``.
+        steps: solver steps of the best start, ``(B,)``.
+    """
+
+    n: jnp.ndarray
+    weights: jnp.ndarray
+    error: jnp.ndarray
+    topk_errors: jnp.ndarray
+    best_k: jnp.ndarray
+    steps: jnp.ndarray
+
+    def frame(self, pool_names=None) -> pd.DataFrame:
+        P = self.weights.shape[-1]
+        names = list(pool_names) if pool_names is not None else [f"pool{i}" for i in range(P)]
+        out = pd.DataFrame({"n": np.asarray(self.n)})
+        for i, name in enumerate(names):
+            out[f"w_{name}"] = np.asarray(self.weights[:, i])
+        out["error"] = np.asarray(self.error)
+        out["best_k"] = np.asarray(self.best_k)
+        out["best_topk_error"] = np.asarray(self.topk_errors).min(axis=1)
+        return out
+
+
+def topk_weights(n_pools: int) -> jnp.ndarray:
+    """Rows ``k = 1..P``: the first ``k`` pools mixed uniformly (the authors' strategy)."""
+    k = jnp.arange(1, n_pools + 1, dtype=jnp.float64)[:, None]
+    return jnp.where(jnp.arange(n_pools, dtype=jnp.float64)[None, :] < k, 1.0 / k, 0.0)
+
+
+def simplex_grid(n_pools: int, step: float = 0.05) -> np.ndarray:
+    """Every weight vector on the simplex with entries that are multiples of ``step``."""
+    m = int(round(1.0 / step))
+
+    def rec(p, left):
+        if p == 1:
+            return [[left]]
+        return [[i] + rest for i in range(left + 1) for rest in rec(p - 1, left - i)]
+
+    return np.array(rec(n_pools, m), dtype=np.float64) / m
+
+
+def _mixture_objective(params, sizes, form, max_passes):
+    from jaxlaws.laws import filtering_mixture
+
+    def error(w, n):
+        return filtering_mixture(params, n, sizes, w, form=form, max_passes=max_passes)
+
+    return error
+
+
+@jax.jit(static_argnames=("form", "max_passes", "max_steps"))
+def _optimize(params, sizes, n, starts, *, form, max_passes, max_steps):
+    from jaxlaws import solvers
+
+    error = _mixture_objective(params, sizes, form, max_passes)
+
+    def one_budget(nb):
+        def f(z):  # log error in softmax coordinates; log(y - d) is the smooth part of Eq. 3
+            y = error(jax.nn.softmax(z), nb)
+            return jnp.log(y - params.d) if form == "paper" else jnp.log(y)
+
+        fgh = solvers.newton_fgh(f)
+        sol = jax.vmap(lambda z0: solvers.levenberg_marquardt(fgh, z0, max_steps=max_steps, ftol=1e-12))(
+            starts
+        )
+        f_ok = jnp.where(jnp.isfinite(sol.f), sol.f, jnp.inf)
+        i = jnp.argmin(f_ok)
+        w = jax.nn.softmax(sol.x[i])
+        topk = jax.vmap(lambda wk: error(wk, nb))(topk_weights(sizes.shape[-1]))
+        return w, error(w, nb), topk, sol.steps[i]
+
+    return jax.vmap(one_budget)(n)
+
+
+def optimize_mixture(
+    params,
+    sizes,
+    n,
+    *,
+    form: str = "paper",
+    n_random: int = 16,
+    seed: int = 0,
+    max_steps: int = 200,
+    max_passes: int | None = None,
+) -> MixtureDecision:
+    """Sampling weights over pools that minimise the predicted error at each budget.
+
+    For each budget ``n`` (samples seen), minimises ``filtering_mixture(params, n, sizes, w)``
+    over the simplex by Levenberg-Marquardt steps on softmax logits from several starts: the
+    authors' top-k uniform mixtures, the uniform mixture and ``n_random`` Dirichlet draws.
+    All budgets and starts run in one batched call.
+
+    Args:
+        params: fitted :class:`~jaxlaws.laws.FilteringMixtureParams` (pools in quality
+            order, best first, for the top-k comparison).
+        sizes: unique samples per pool, ``(P,)``.
+        n: budget(s) in samples seen.
+        form: the law's form (``"paper"`` or ``"reference_code"``).
+        n_random: random starts per budget (drawn from ``seed``).
+        max_steps: solver steps per start.
+        max_passes: passes summed exactly (default: enough for the largest budget).
+
+    Returns:
+        A :class:`MixtureDecision`: the best weights and error per budget, and the errors
+        of every top-k uniform mixture with the best ``k``.
+
+    References:
+        Goyal et al. 2024, Sections 4-5 (top-k pools); ``LAWS.md`` section 3.
+    """
+    sizes = jnp.asarray(sizes, jnp.float64)
+    n = jnp.atleast_1d(jnp.asarray(n, jnp.float64))
+    P = sizes.shape[-1]
+    if max_passes is None:
+        need = int(np.ceil(float(jnp.max(n) / jnp.min(sizes)))) + 2
+        max_passes = int(2 ** np.ceil(np.log2(need)))
+    floor = 1e-12
+    deterministic = jnp.log(jnp.maximum(jnp.concatenate([topk_weights(P), jnp.full((1, P), 1.0 / P)]), floor))
+    rng = np.random.default_rng(seed)
+    random = jnp.log(jnp.asarray(rng.dirichlet(np.ones(P), size=n_random)))
+    starts = jnp.concatenate([deterministic, random])
+    w, err, topk, steps = _optimize(
+        params, sizes, n, starts, form=form, max_passes=int(max_passes), max_steps=int(max_steps)
+    )
+    return MixtureDecision(n, w, err, topk, jnp.argmin(topk, axis=1) + 1, steps)
