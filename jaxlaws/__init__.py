@@ -11,6 +11,8 @@ jax.config.update("jax_enable_x64", True)
 from jaxlaws import _constraints as constraints  # noqa: E402
 from jaxlaws import datasets, laws, objectives, solvers  # noqa: E402
 from jaxlaws.data import mixture_inputs  # noqa: E402
+from jaxlaws.decide import allocate, optimize_mixture  # noqa: E402
+from jaxlaws.extrapolation import extrapolate  # noqa: E402
 from jaxlaws.fit import ConvergenceWarning, FitResult, fit  # noqa: E402
 from jaxlaws.laws import Law  # noqa: E402
 from jaxlaws.uncertainty import BootstrapResult, bootstrap  # noqa: E402
@@ -22,7 +24,10 @@ __all__ = [
     "ConvergenceWarning",
     "FitResult",
     "Law",
+    "allocate",
     "bootstrap",
+    "extrapolate",
+    "optimize_mixture",
     "constraints",
     "datasets",
     "fit",

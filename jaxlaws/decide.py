@@ -271,9 +271,9 @@ def optimize_mixture(
     n,
     *,
     form: str = "paper",
-    n_random: int = 16,
+    n_random: int = 8,
     seed: int = 0,
-    max_steps: int = 200,
+    max_steps: int = 60,
     max_passes: int | None = None,
 ) -> MixtureDecision:
     """Sampling weights over pools that minimise the predicted error at each budget.
