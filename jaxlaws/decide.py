@@ -26,7 +26,16 @@ from jaxlaws.laws import (
     effective_data,
 )
 
-__all__ = ["allocate", "Allocation", "isoflop_optimum"]
+__all__ = [
+    "allocate",
+    "allocation_sensitivity",
+    "Allocation",
+    "isoflop_optimum",
+    "optimize_mixture",
+    "MixtureDecision",
+    "simplex_grid",
+    "topk_weights",
+]
 
 
 class Allocation(NamedTuple):
@@ -135,14 +144,17 @@ def allocate(params, C, U=None) -> Allocation:
     Args:
         params: fitted parameters (:class:`~jaxlaws.laws.ChinchillaParams` or
             :class:`~jaxlaws.laws.DataConstrainedParams`), or a :class:`~jaxlaws.FitResult`
-            of either law.
+            of either law. Parameters with a leading axis (e.g. ``bootstrap(...).samples``)
+            give one allocation per parameter set, in one batched call: the decision's
+            uncertainty.
         C: compute budget(s) in FLOPs (scalar or array).
         U: unique tokens available (data-constrained law only; broadcast with ``C``).
             Without it the data-constrained law has unlimited data and its Chinchilla
             constants give the closed form.
 
     Returns:
-        An :class:`Allocation` with one entry per budget.
+        An :class:`Allocation` with one entry per budget (shape ``(S, B)`` for ``S``
+        parameter sets).
 
     Raises:
         ValueError: for parameters of another law, or ``U`` given for Chinchilla.
@@ -162,19 +174,69 @@ def allocate(params, C, U=None) -> Allocation:
     C = jnp.atleast_1d(jnp.asarray(C, jnp.float64))
     if np.any(np.asarray(C) <= 0):
         raise ValueError(f"compute budgets must be positive, got {np.asarray(C)}")
-    if isinstance(params, ChinchillaParams):
-        if U is not None:
-            raise ValueError("a unique-token budget U needs the data_constrained law's parameters")
-        return _chinchilla_allocation(params, C)
+    if not isinstance(params, ChinchillaParams | DataConstrainedParams):
+        raise ValueError(
+            f"allocate needs Chinchilla or data-constrained parameters, got {type(params).__name__}"
+        )
+    if U is not None and isinstance(params, ChinchillaParams):
+        raise ValueError("a unique-token budget U needs the data_constrained law's parameters")
+    if U is not None:
+        U = jnp.broadcast_to(jnp.asarray(U, jnp.float64), C.shape)
+        if np.any(np.asarray(U) <= 0):
+            raise ValueError(f"unique-token budgets must be positive, got {np.asarray(U)}")
+    params = type(params)(*(jnp.asarray(v, jnp.float64) for v in params))
+    if params.alpha.ndim == 1:  # a stack of parameter sets: one allocation each
+        return jax.vmap(lambda p: _allocate(p, C, U))(params)
+    return _allocate(params, C, U)
+
+
+def _allocate(params, C, U):
     if isinstance(params, DataConstrainedParams):
         if U is None:
             base = ChinchillaParams(params.E, params.A, params.B, params.alpha, params.beta)
             return _chinchilla_allocation(base, C)
-        U = jnp.broadcast_to(jnp.asarray(U, jnp.float64), C.shape)
-        if np.any(np.asarray(U) <= 0):
-            raise ValueError(f"unique-token budgets must be positive, got {np.asarray(U)}")
         return _data_constrained_allocation(params, C, U)
-    raise ValueError(f"allocate needs Chinchilla or data-constrained parameters, got {type(params).__name__}")
+    return _chinchilla_allocation(params, C)
+
+
+def allocation_sensitivity(params, C, U=None) -> dict[str, np.ndarray]:
+    """How the optimal model size moves with each fitted parameter: ``d log N* / d theta``.
+
+    By the implicit function theorem at the optimum of ``g(x) = log L(e^x, C / 6e^x)``:
+    ``dx*/dtheta = -g_{x theta} / g_{xx}``, with all derivatives by autodiff (exact, no
+    differentiation through the solver's iterations). ``d log D* / d theta`` is its negative.
+
+    Args:
+        params: Chinchilla or data-constrained parameters (one set), or a ``FitResult``.
+        C: budget(s); U: unique-token budget(s) for the data-constrained law.
+
+    Returns:
+        ``{parameter name: d log N* / d parameter}``, one value per budget.
+    """
+    if isinstance(params, FitResult):
+        params = params.params
+    alloc = allocate(params, C, U)
+    params = type(params)(*(jnp.asarray(v, jnp.float64) for v in params))
+    C = jnp.atleast_1d(jnp.asarray(C, jnp.float64))
+    Ub = None if U is None else jnp.broadcast_to(jnp.asarray(U, jnp.float64), C.shape)
+
+    def g(x, p, c, u):
+        n = jnp.exp(x)
+        if isinstance(p, DataConstrainedParams) and u is not None:
+            return jnp.log(data_constrained(p, n, c / (6.0 * n), u))
+        base = ChinchillaParams(p.E, p.A, p.B, p.alpha, p.beta)
+        return jnp.log(chinchilla(base, n, c / (6.0 * n)))
+
+    gx = jax.grad(g, argnums=0)
+    out = {name: [] for name in params._fields}
+    for i in range(C.shape[0]):
+        x = jnp.log(alloc.N[i])
+        u = None if Ub is None else Ub[i]
+        gxx = jax.grad(gx, argnums=0)(x, params, C[i], u)
+        gxt = jax.grad(gx, argnums=1)(x, params, C[i], u)
+        for name in params._fields:
+            out[name].append(float(-getattr(gxt, name) / gxx))
+    return {k: np.array(v) for k, v in out.items()}
 
 
 # ----------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Compute-optimal allocation against the authors' numbers (muennighoff_reference_values.json)."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -63,3 +64,31 @@ def test_bad_budgets():
         allocate(P, -1.0)
     with pytest.raises(ValueError, match="needs the data_constrained law"):
         allocate(laws.ChinchillaParams(*P[:5]), 1e22, U=1e9)
+
+
+def test_one_allocation_per_parameter_set_in_one_call():
+    """Uncertainty flows through: a stack of parameter sets (e.g. bootstrap samples)."""
+    scales = np.array([0.98, 1.0, 1.02])
+    stack = laws.DataConstrainedParams(*(np.asarray(v) * scales for v in P))
+    batched = allocate(stack, [1e21, 1e22], U=25e9)
+    assert batched.N.shape == (3, 2)
+    for i in range(3):
+        one = allocate(laws.DataConstrainedParams(*(np.asarray(v)[i] for v in stack)), [1e21, 1e22], U=25e9)
+        np.testing.assert_allclose(batched.N[i], one.N, rtol=1e-12)
+
+
+def test_sensitivities_by_the_implicit_function_theorem_match_the_closed_form():
+    from jaxlaws.decide import allocation_sensitivity
+
+    p = laws.ChinchillaParams(*(jnp.float64(x) for x in (1.8172, 477.84, 2143.9, 0.3473, 0.3672)))
+    sens = allocation_sensitivity(p, 1e23)
+    exact = jax.jacfwd(lambda q: jnp.log(laws.chinchilla_optimal(q, 1e23)[0]))(p)
+    for name in p._fields:
+        assert sens[name][0] == pytest.approx(float(getattr(exact, name)), rel=1e-6, abs=1e-12), name
+    # data-constrained: against finite differences of the solved optimum
+    s = allocation_sensitivity(P, 1e22, U=25e9)
+    h = 1e-4
+    up = allocate(P._replace(R_D_star=P.R_D_star * (1 + h)), 1e22, U=25e9).N[0]
+    dn = allocate(P._replace(R_D_star=P.R_D_star * (1 - h)), 1e22, U=25e9).N[0]
+    fd = (np.log(float(up)) - np.log(float(dn))) / (2 * h * P.R_D_star)
+    assert s["R_D_star"][0] == pytest.approx(fd, rel=1e-4)
