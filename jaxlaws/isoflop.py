@@ -72,7 +72,8 @@ class IsoflopResult:
         return float(lo), float(hi)
 
     def summary(self) -> str:
-        s = f"N*(C) = {self.k:.4g} C^{self.a:.4f}, D*(C) ~ C^{1 - self.a:.4f} over {len(self.budgets)} budgets"
+        s = f"N*(C) = {self.k:.4g} C^{self.a:.4f}, D*(C) ~ C^{1 - self.a:.4f}"
+        s += f" over {len(self.budgets)} budgets"
         if self.a_samples.size:
             lo, hi = self.interval()
             s += f"; 95% interval of a ({lo:.4f}, {hi:.4f}) from {self.a_samples.size} resamples"
