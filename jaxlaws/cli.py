@@ -5,7 +5,8 @@
     jaxlaws fit --data runs.csv --law chinchilla --columns N=params,D=tokens --target val_loss
 
 A user mistake (a missing column, a NaN, an unknown law) prints one line on stderr and
-exits with status 2; it never shows a traceback.
+exits with status 2; it never shows a traceback. Rows of a CSV file are named by their line
+in the file (the header is line 1).
 """
 
 from __future__ import annotations
@@ -32,11 +33,14 @@ def _parse_columns(text: str | None) -> dict[str, str]:
 
 
 def _read_table(path: str):
+    """Read a CSV or Parquet file; rows are labelled by their line in a CSV (header = line 1)."""
     import pandas as pd
 
     if path.endswith(".parquet"):
         return pd.read_parquet(path)
-    return pd.read_csv(path)
+    table = pd.read_csv(path)
+    table.index = pd.RangeIndex(2, len(table) + 2, name="line")
+    return table
 
 
 def _starts(text: str):
@@ -177,7 +181,10 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, KeyError, json.JSONDecodeError) as err:
+    except FileNotFoundError as err:
+        print(f"jaxlaws: error: no such file: {err.filename}", file=sys.stderr)
+        return 2
+    except (ValueError, KeyError, json.JSONDecodeError) as err:
         msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         print(f"jaxlaws: error: {msg}", file=sys.stderr)
         return 2

@@ -73,6 +73,15 @@ class Layout:
                 out += [n] if s == () else [f"{n}[{i}]" for i in range(math.prod(s))]
         return tuple(out) + self.extra
 
+    def free_fields(self):
+        """``(name, shape, constraint, slice of x)`` for each free field, in order."""
+        i = 0
+        for name, shape, free, c in zip(self.names, self.shapes, self.free, self.constraints):
+            if free:
+                n = math.prod(shape)
+                yield name, shape, c, slice(i, i + n)
+                i += n
+
     def unpack(self, x, frozen_values):
         """``x`` -> (paper-parametrised params as a tuple of fields, nuisance values)."""
         fields, i, k = [], 0, 0
@@ -426,12 +435,33 @@ class _Problem:
     init: tuple | None
     delta: float
 
-    def args(self, weights=None):
-        w = np.ones(len(self.data)) if weights is None else weights
+    def solve(self, x0s, *, weights=None, ftol, screen_steps, polish, max_steps) -> solvers.Solution:
+        """Run the compiled multi-start solve; ``weights`` ``(R, n)`` solves ``R`` resamples."""
+        inputs, y, w, frozen_values, delta = self.args()
+        solver = solve_one if weights is None else solve_resamples
+        sol = solver(
+            jnp.asarray(x0s),
+            inputs,
+            y,
+            w if weights is None else jnp.asarray(weights, jnp.float64),
+            frozen_values,
+            delta,
+            jnp.asarray(ftol, jnp.float64),
+            law=self.law,
+            objective=self.objective,
+            layout=self.layout,
+            screen_steps=int(screen_steps),
+            polish=None if polish is None else int(polish),
+            max_steps=int(max_steps),
+        )
+        return jax.device_get(sol)
+
+    def args(self):
+        """The solver's dynamic arguments: inputs, target, unit weights, frozen values, delta."""
         return (
             tuple(jnp.asarray(a) for a in self.data.inputs),
             jnp.asarray(self.data.y),
-            jnp.asarray(w, jnp.float64),
+            jnp.ones(len(self.data), jnp.float64),
             tuple(jnp.asarray(v, jnp.float64) for v in self.frozen_values),
             jnp.asarray(self.delta, jnp.float64),
         )
@@ -578,18 +608,8 @@ def fit(
         frozen=frozen,
     )
     x0s = make_starts(prob.law, prob.layout, starts, seed=seed, init=prob.init)
-    sol = solve_one(
-        jnp.asarray(x0s),
-        *prob.args(),
-        jnp.asarray(ftol, jnp.float64),
-        law=prob.law,
-        objective=prob.objective,
-        layout=prob.layout,
-        screen_steps=int(screen_steps),
-        polish=None if polish is None else int(polish),
-        max_steps=int(max_steps),
-    )
-    return _result(prob, jax.device_get(sol), basin_rtol)
+    sol = prob.solve(x0s, ftol=ftol, screen_steps=screen_steps, polish=polish, max_steps=max_steps)
+    return _result(prob, sol, basin_rtol)
 
 
 def _result(prob: _Problem, sol: solvers.Solution, basin_rtol: float) -> FitResult:
@@ -642,20 +662,13 @@ def _starts_table(prob: _Problem, sol: solvers.Solution) -> pd.DataFrame:
         "status": np.array(solvers.STATUS_NAMES)[np.asarray(sol.status)],
     }
     xs = np.asarray(sol.x)
-    i = 0
-    for name, shape, free, c in zip(
-        prob.layout.names, prob.layout.shapes, prob.layout.free, prob.layout.constraints
-    ):
-        if not free:
-            continue
-        n = math.prod(shape)
-        vals = np.asarray(c.forward(jnp.asarray(xs[:, i : i + n])))
+    for name, shape, c, sl in prob.layout.free_fields():
+        vals = np.asarray(c.forward(jnp.asarray(xs[:, sl])))
         if shape == ():
             table[name] = vals[:, 0]
         else:
-            for j in range(n):
+            for j in range(vals.shape[1]):
                 table[f"{name}[{j}]"] = vals[:, j]
-        i += n
     return pd.DataFrame(table)
 
 
@@ -664,14 +677,8 @@ def _diagnose(prob: _Problem, x: np.ndarray, status: str) -> tuple[str, ...]:
     if status != "converged":
         out.append(f"the best start stopped with status {status!r}: the fit did not converge")
     labels = prob.layout.labels
-    i = 0
-    for name, shape, free, c in zip(
-        prob.layout.names, prob.layout.shapes, prob.layout.free, prob.layout.constraints
-    ):
-        if not free:
-            continue
-        n = math.prod(shape)
-        u = x[i : i + n]
+    for name, shape, c, sl in prob.layout.free_fields():
+        u = x[sl]
         if c.name in ("positive", "negative") and np.any(np.abs(u) > 25):
             out.append(
                 f"{name} = {_fmt(_plain(c.forward(jnp.asarray(u.reshape(shape)))))} is running to the "
@@ -679,7 +686,6 @@ def _diagnose(prob: _Problem, x: np.ndarray, status: str) -> tuple[str, ...]:
             )
         if c.name == "interval" and np.any(np.abs(u) > 15):
             out.append(f"{name} sits at a bound of {c!r}")
-        i += n
     if status != "converged":
         return tuple(out)  # curvature away from a minimum says nothing about identification
     H = np.asarray(

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from jaxlaws import solvers
-from jaxlaws.fit import FitResult, fit, make_starts, setup, solve_resamples
+from jaxlaws.fit import FitResult, fit, make_starts, setup
 from jaxlaws.laws import Law
 
 __all__ = ["bootstrap", "BootstrapResult", "resample_weights"]
@@ -219,23 +219,9 @@ def bootstrap(
     else:
         x0s = make_starts(prob.law, prob.layout, starts, seed=seed, init=prob.init)
     weights = resample_weights(key, len(prob.data), int(n_resamples))
-    inputs, y, _, frozen_values, delta_arr = prob.args()
-    sol = solve_resamples(
-        jnp.asarray(x0s),
-        inputs,
-        y,
-        weights,
-        frozen_values,
-        delta_arr,
-        jnp.asarray(ftol, jnp.float64),
-        law=prob.law,
-        objective=prob.objective,
-        layout=prob.layout,
-        screen_steps=int(screen_steps),
-        polish=None if polish is None else int(polish),
-        max_steps=int(max_steps),
+    sol = prob.solve(
+        x0s, weights=weights, ftol=ftol, screen_steps=screen_steps, polish=polish, max_steps=max_steps
     )
-    sol = jax.device_get(sol)
     f = np.asarray(sol.f)
     f_masked = np.where(np.isfinite(f), f, np.inf)
     best = np.argmin(f_masked, axis=1)

@@ -30,7 +30,7 @@ def test_datasets_lists_the_bundled_tables(capsys):
     [
         (["fit", "--dataset", "chinchila"], "unknown dataset 'chinchila'"),
         (["fit", "--dataset", "chinchilla-epoch", "--law", "kaplan"], "unknown law 'kaplan'"),
-        (["fit", "--data", "/nonexistent.csv", "--law", "chinchilla"], "No such file"),
+        (["fit", "--data", "/nonexistent.csv", "--law", "chinchilla"], "no such file: /nonexistent.csv"),
         (["fit", "--dataset", "chinchilla-epoch", "--starts", "lots"], "--starts must be"),
     ],
 )
@@ -45,4 +45,5 @@ def test_bad_rows_in_a_csv_are_named(tmp_path, capsys):
     csv = tmp_path / "runs.csv"
     csv.write_text("params,tokens,loss\n1e9,2e10,3.1\n2e9,oops,2.9\n")
     assert main(["fit", "--data", str(csv), "--law", "chinchilla", "--columns", "N=params,D=tokens"]) == 2
-    assert "column 'tokens', row 1: 'oops' is not a number" in capsys.readouterr().err
+    # rows are named by their line in the file: the header is line 1
+    assert "column 'tokens', row 3: 'oops' is not a number" in capsys.readouterr().err
