@@ -120,7 +120,8 @@ def _layout(law: Law, shapes, frozen_names, objective: Objective) -> Layout:
 # ----------------------------------------------------------------------------------------
 
 
-def _objective_parts(x, inputs, y_t, weights, frozen_values, delta, law, objective, layout):
+def _residuals(x, inputs, y_t, frozen_values, law, objective, layout):
+    """Residuals of the law at ``x`` in the objective's space, and the nuisance values."""
     fields, extra = layout.unpack(x, frozen_values)
     params = law.params(*fields)
     if objective.space == "log":
@@ -148,12 +149,10 @@ def _solve(
 ):
     y_t = jnp.log(y) if objective.space == "log" else y
     parts = partial(
-        _objective_parts,
+        _residuals,
         inputs=inputs,
         y_t=y_t,
-        weights=weights,
         frozen_values=frozen_values,
-        delta=delta,
         law=law,
         objective=objective,
         layout=layout,
@@ -213,7 +212,7 @@ def objective_hessian(x, inputs, y, weights, frozen_values, delta, *, law, objec
     y_t = jnp.log(y) if objective.space == "log" else y
 
     def total(x):
-        r, extra = _objective_parts(x, inputs, y_t, weights, frozen_values, delta, law, objective, layout)
+        r, extra = _residuals(x, inputs, y_t, frozen_values, law, objective, layout)
         return objective.value(r, weights, delta, extra)
 
     return jax.hessian(total)(x)
