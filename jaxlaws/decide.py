@@ -1,14 +1,17 @@
-"""Decisions by gradient: compute-optimal model size, tokens and epochs.
+"""Decisions by gradient: compute-optimal size, tokens and epochs; mixing weights over pools.
 
 For a compute budget ``C = 6 N D`` the loss-minimising ``N`` (and ``D = C / 6N``) under a
 fitted law: in closed form for Chinchilla, by Newton's method on ``log N`` along the
 iso-FLOP line otherwise (the data-constrained law with a unique-token budget ``U``, where
 the epochs ``D / U`` are chosen too). Budgets are vmapped, so a frontier over many budgets,
-or over bootstrap samples of the parameters, is one call.
+or over bootstrap samples of the parameters, is one call. For data filtering, the sampling
+weights over pools that minimise the predicted error at a budget of samples
+(:func:`optimize_mixture`), beside the authors' top-k strategy.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -16,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from jaxlaws import solvers
 from jaxlaws.fit import FitResult
 from jaxlaws.laws import (
     ChinchillaParams,
@@ -24,6 +28,7 @@ from jaxlaws.laws import (
     chinchilla_optimal,
     data_constrained,
     effective_data,
+    filtering_mixture,
 )
 
 __all__ = [
@@ -295,18 +300,14 @@ def simplex_grid(n_pools: int, step: float = 0.05) -> np.ndarray:
 
 
 def _mixture_objective(params, sizes, form, max_passes):
-    from jaxlaws.laws import filtering_mixture
-
     def error(w, n):
         return filtering_mixture(params, n, sizes, w, form=form, max_passes=max_passes)
 
     return error
 
 
-@jax.jit(static_argnames=("form", "max_passes", "max_steps"))
+@partial(jax.jit, static_argnames=("form", "max_passes", "max_steps"))
 def _optimize(params, sizes, n, starts, *, form, max_passes, max_steps):
-    from jaxlaws import solvers
-
     error = _mixture_objective(params, sizes, form, max_passes)
 
     def one_budget(nb):
