@@ -34,6 +34,9 @@ from jaxlaws.laws import (
 __all__ = [
     "allocate",
     "allocation_sensitivity",
+    "frontier",
+    "Frontier",
+    "mixture_sensitivity",
     "Allocation",
     "isoflop_optimum",
     "optimize_mixture",
@@ -244,6 +247,70 @@ def allocation_sensitivity(params, C, U=None) -> dict[str, np.ndarray]:
     return {k: np.array(v) for k, v in out.items()}
 
 
+class Frontier(NamedTuple):
+    """Compute-optimal allocations over a range of budgets, and where repetition stops paying.
+
+    Attributes:
+        table: one row per budget: ``C, N, D, loss, epochs, effective_epochs``,
+            ``repeat_value`` (what one more repeated token is worth relative to a fresh one,
+            ``dD'/dD = exp(-R_D / R*_D)``) and ``param_value`` (the same for one more
+            parameter beyond ``U_N``, ``exp(-R_N / R*_N)``).
+        epochs_half_value: epochs ``1 + R*_D ln 2`` beyond which a repeated token is worth
+            less than half a fresh one.
+        C_epochs_stop_paying: the smallest budget of the range whose optimum repeats data
+            past ``epochs_half_value`` (``nan`` if none).
+        C_params_stop_paying: the smallest budget whose optimal excess parameters are worth
+            less than half (``param_value < 1/2``; ``nan`` if none).
+    """
+
+    table: pd.DataFrame
+    epochs_half_value: float
+    C_epochs_stop_paying: float
+    C_params_stop_paying: float
+
+
+def frontier(params, C, U) -> Frontier:
+    """The compute-optimal frontier under a unique-token budget ``U``, budget by budget.
+
+    Args:
+        params: :class:`~jaxlaws.laws.DataConstrainedParams` (or a ``FitResult``).
+        C: budgets (e.g. ``np.geomspace(1e19, 1e25, 61)``).
+        U: unique tokens available.
+
+    Returns:
+        A :class:`Frontier`: per budget the optimum (one batched :func:`allocate` call) and
+        the marginal value of repeated tokens and excess parameters there, with the budgets
+        beyond which extra epochs or parameters stop paying (worth less than half).
+    """
+    if isinstance(params, FitResult):
+        params = params.params
+    if not isinstance(params, DataConstrainedParams):
+        raise ValueError("frontier needs the data_constrained law's parameters")
+    a = allocate(params, C, U)
+    N, D = np.asarray(a.N), np.asarray(a.D)
+    U = np.broadcast_to(np.asarray(U, np.float64), N.shape)
+    U_D = np.minimum(U, D)
+    R_D = np.maximum(D / U_D - 1.0, 0.0)
+    # U_N = min(N_opt(U_D), N): the parameters worth training on U_D tokens
+    p = params
+    log_G = (np.log(p.alpha) + np.log(p.A) - np.log(p.beta) - np.log(p.B)) / (p.alpha + p.beta)
+    U_N = np.minimum(np.exp(log_G + p.beta / p.alpha * (np.log(U_D) + log_G)), N)
+    R_N = np.maximum(N / U_N - 1.0, 0.0)
+    table = a.frame()
+    table["repeat_value"] = np.exp(-R_D / float(p.R_D_star))
+    table["param_value"] = np.exp(-R_N / float(p.R_N_star))
+    half = 1.0 + float(p.R_D_star) * np.log(2.0)
+    C_arr = table["C"].to_numpy()
+    stop_e = C_arr[table["repeat_value"].to_numpy() < 0.5]
+    stop_p = C_arr[table["param_value"].to_numpy() < 0.5]
+    return Frontier(
+        table=table,
+        epochs_half_value=half,
+        C_epochs_stop_paying=float(stop_e.min()) if stop_e.size else float("nan"),
+        C_params_stop_paying=float(stop_p.min()) if stop_p.size else float("nan"),
+    )
+
+
 # ----------------------------------------------------------------------------------------
 # Data filtering: mixing weights over pools for a budget of samples
 # ----------------------------------------------------------------------------------------
@@ -348,7 +415,9 @@ def optimize_mixture(
 
     Args:
         params: fitted :class:`~jaxlaws.laws.FilteringMixtureParams` (pools in quality
-            order, best first, for the top-k comparison).
+            order, best first, for the top-k comparison). A stack of parameter sets (``b``
+            of shape ``(S, P)``, e.g. bootstrap samples) gives the decision for each, in one
+            batched call: fields of the result gain a leading axis ``S``.
         sizes: unique samples per pool, ``(P,)``.
         n: budget(s) in samples seen.
         form: the law's form (``"paper"`` or ``"reference_code"``).
@@ -374,7 +443,77 @@ def optimize_mixture(
     rng = np.random.default_rng(seed)
     random = jnp.log(jnp.asarray(rng.dirichlet(np.ones(P), size=n_random)))
     starts = jnp.concatenate([deterministic, random])
-    w, err, topk, steps = _optimize(
-        params, sizes, n, starts, form=form, max_passes=int(max_passes), max_steps=int(max_steps)
-    )
-    return MixtureDecision(n, w, err, topk, jnp.argmin(topk, axis=1) + 1, steps)
+    params = type(params)(*(jnp.asarray(v, jnp.float64) for v in params))
+    run = partial(_optimize, form=form, max_passes=int(max_passes), max_steps=int(max_steps))
+    if params.b.ndim == 2:  # a stack of parameter sets; shared fields broadcast to it
+        S = params.b.shape[0]
+        per_pool = {"a", "b", "tau"}
+        params = type(params)(
+            *(
+                v if v.ndim == (2 if name in per_pool else 1) else jnp.broadcast_to(v, (S, *v.shape))
+                for name, v in zip(params._fields, params)
+            )
+        )
+        w, err, topk, steps = jax.vmap(lambda p: run(p, sizes, n, starts))(params)
+        n = jnp.broadcast_to(n, err.shape)
+    else:
+        w, err, topk, steps = run(params, sizes, n, starts)
+    return MixtureDecision(n, w, err, topk, jnp.argmin(topk, axis=-1) + 1, steps)
+
+
+def mixture_sensitivity(params, sizes, n, weights=None, *, form: str = "paper") -> dict[str, np.ndarray]:
+    """How the optimal weights move with each fitted parameter: ``dw*/dtheta`` at budget ``n``.
+
+    The law has a kink wherever a pool completes a pass, and optima often sit on one: such
+    a pool's weight is locked there (it stays on the boundary under a small change of the
+    parameters), as is a pool at weight 0. The other pools share the remaining mass through
+    softmax logits ``z``; by the implicit function theorem at the optimum of
+    ``g(z) = log(y - d)``, ``dz*/dtheta = -H^+ g_{z theta}`` (``H^+`` the pseudo-inverse: the
+    logits are free along ``z + c``) and ``dw*/dtheta = (dw/dz) dz*/dtheta``. Locked weights
+    have zero sensitivity.
+
+    Args:
+        params: :class:`~jaxlaws.laws.FilteringMixtureParams` (one set).
+        sizes: pool sizes ``(P,)``; n: one budget.
+        weights: the optimal weights (default: :func:`optimize_mixture` at ``n``).
+
+    Returns:
+        ``{field: array}``: ``(P,)`` for scalar fields (``n0``, ``d``), ``(P, P)`` for per-pool
+        fields (``[i, j] = dw_i / d b_j``).
+    """
+    params = type(params)(*(jnp.asarray(v, jnp.float64) for v in params))
+    sizes = jnp.asarray(sizes, jnp.float64)
+    n = jnp.asarray(n, jnp.float64)
+    if weights is None:
+        weights = optimize_mixture(params, sizes, n, form=form).weights[0]
+    w_opt = np.asarray(weights, np.float64)
+    passes = w_opt * float(n) / np.asarray(sizes)
+    on_boundary = (np.abs(passes - np.round(passes)) < 1e-6 * np.maximum(passes, 1.0)) & (passes > 0.5)
+    locked = on_boundary | (w_opt < 1e-9)
+    free = np.flatnonzero(~locked)
+    P = w_opt.shape[0]
+    out = {name: np.zeros((P,) if getattr(params, name).ndim == 0 else (P, P)) for name in params._fields}
+    if free.size < 2:
+        return out
+    mass = 1.0 - w_opt[locked].sum()
+    need = int(np.ceil(float(n / jnp.min(sizes)))) + 2
+    max_passes = int(2 ** np.ceil(np.log2(need)))
+
+    def w_of(zf):
+        return jnp.asarray(w_opt).at[free].set(mass * jax.nn.softmax(zf))
+
+    def g(zf, p):
+        y = filtering_mixture(p, n, sizes, w_of(zf), form=form, max_passes=max_passes)
+        return jnp.log(y - p.d) if form == "paper" else jnp.log(y)
+
+    zf = jnp.log(jnp.asarray(w_opt[free] / mass))
+    gz = jax.grad(g, argnums=0)
+    H = jax.jacfwd(gz, argnums=0)(zf, params)
+    G = jax.jacfwd(gz, argnums=1)(zf, params)  # d(gz)/d(params), per field
+    Hp = jnp.linalg.pinv(H, hermitian=True)
+    Jw = jax.jacfwd(w_of)(zf)  # (P, F)
+    for name in params._fields:
+        gzt = getattr(G, name).reshape(free.size, -1)
+        dw = np.asarray(Jw @ (-Hp @ gzt))
+        out[name] = dw[:, 0] if getattr(params, name).ndim == 0 else dw
+    return out

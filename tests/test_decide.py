@@ -92,3 +92,18 @@ def test_sensitivities_by_the_implicit_function_theorem_match_the_closed_form():
     dn = allocate(P._replace(R_D_star=P.R_D_star * (1 - h)), 1e22, U=25e9).N[0]
     fd = (np.log(float(up)) - np.log(float(dn))) / (2 * h * P.R_D_star)
     assert s["R_D_star"][0] == pytest.approx(fd, rel=1e-4)
+
+
+def test_frontier_says_where_repetition_stops_paying():
+    from jaxlaws.decide import frontier
+
+    fr = frontier(P, np.geomspace(1e19, 1e25, 25), U=25e9)
+    t = fr.table
+    assert len(t) == 25 and bool(t.converged.all())
+    assert fr.epochs_half_value == pytest.approx(1 + 15.387756 * np.log(2))
+    # epochs grow with compute; past the half-value point a repeated token is worth < 1/2
+    assert np.all(np.diff(t.epochs) > 0)
+    late = t[t.C >= fr.C_epochs_stop_paying]
+    assert (late.epochs > fr.epochs_half_value - 1e-9).all() and (late.repeat_value < 0.5).all()
+    early = t[t.C < fr.C_epochs_stop_paying]
+    assert (early.repeat_value >= 0.5).all()
