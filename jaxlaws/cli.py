@@ -76,6 +76,8 @@ def _fit(args) -> int:
         raise ValueError("--law is required with --data")
     init = json.loads(args.init) if args.init else None
     frozen = [s.strip() for s in args.frozen.split(",")] if args.frozen else None
+    if args.group_by:
+        return _fit_groups(args, table, law, init, frozen)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", jaxlaws.ConvergenceWarning)
         res = jaxlaws.fit(
@@ -141,6 +143,35 @@ def _fit(args) -> int:
     return 0
 
 
+def _fit_groups(args, table, law, init, frozen) -> int:
+    from jaxlaws.batch import fit_groups
+
+    if not args.output:
+        raise ValueError("--group-by needs --output FILE.jsonl (results are appended as groups finish)")
+    by = [c.strip() for c in args.group_by.split(",")]
+    missing = [c for c in by if c not in table.columns]
+    if missing:
+        raise ValueError(f"--group-by column {missing[0]!r} is not in the table: {list(table.columns)}")
+    results = fit_groups(
+        law,
+        table,
+        by if len(by) > 1 else by[0],
+        args.output,
+        columns=_parse_columns(args.columns),
+        target=args.target,
+        objective=args.objective,
+        delta=args.delta,
+        starts=_starts(args.starts),
+        seed=args.seed,
+        init=init,
+        frozen=frozen,
+        chunk=args.chunk,
+    )
+    counts = results["status"].value_counts().to_dict()
+    print(f"{len(results)} groups in {args.output}: {counts}")
+    return 0
+
+
 def _datasets(args) -> int:
     import jaxlaws
 
@@ -170,7 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--init", help="JSON object of starting or frozen parameter values")
     f.add_argument("--frozen", help="comma-separated parameters held at their --init values")
     f.add_argument("--bootstrap", type=int, default=0, help="number of bootstrap resamples (default 0)")
-    f.add_argument("--output", help="write the fit as JSON here")
+    f.add_argument("--output", help="write the fit as JSON here (JSON lines with --group-by)")
+    f.add_argument("--group-by", help="fit every group of these comma-separated columns, resumably")
+    f.add_argument("--chunk", type=int, default=64, help="groups per batched call with --group-by")
     f.set_defaults(func=_fit)
     d = sub.add_parser("datasets", help="list the bundled datasets")
     d.set_defaults(func=_datasets)

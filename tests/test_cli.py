@@ -47,3 +47,50 @@ def test_bad_rows_in_a_csv_are_named(tmp_path, capsys):
     assert main(["fit", "--data", str(csv), "--law", "chinchilla", "--columns", "N=params,D=tokens"]) == 2
     # rows are named by their line in the file: the header is line 1
     assert "column 'tokens', row 3: 'oops' is not a number" in capsys.readouterr().err
+
+
+def _many_groups(path, n_groups=1000, seed=0):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    N = np.geomspace(1e7, 1e10, 8)
+    rows = []
+    for g in range(n_groups):
+        D = 20 * N * rng.uniform(0.5, 2, N.size)
+        L = (1.8 + 480 / N**0.35 + 2100 / D**0.37) * np.exp(rng.normal(0, 0.005, N.size))
+        rows.append(pd.DataFrame({"run": g, "N": N, "D": D, "loss": L}))
+    pd.concat(rows).to_csv(path, index=False)
+
+
+def test_a_killed_batch_job_restarts_where_it_stopped(tmp_path):
+    """1000 groups; kill the job after some chunks, restart: every group fitted exactly once."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from jaxlaws.batch import read_results
+
+    csv, out = tmp_path / "runs.csv", tmp_path / "fits.jsonl"
+    _many_groups(csv)
+    cmd = [sys.executable, "-m", "jaxlaws", "fit", "--data", str(csv), "--law", "chinchilla"]
+    cmd += ["--group-by", "run", "--starts", "16", "--chunk", "50", "--output", str(out)]
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        if out.exists() and out.read_text().count("\n") >= 100:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    first = len(read_results(out))
+    assert 100 <= first < 1000, first  # killed part way
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr
+    results = read_results(out)
+    assert len(results) == 1000
+    assert sorted(results.group) == list(range(1000))  # each group exactly once
+    assert (results.status == "converged").mean() > 0.95

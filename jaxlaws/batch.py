@@ -1,0 +1,212 @@
+"""Batch jobs: fit one law to many groups of a table, resumably.
+
+Groups are padded to the same number of rows (padding rows carry weight 0, so they change
+nothing) and fitted ``chunk`` at a time in one batched, JIT-compiled call; every chunk has
+the same shapes, so the job compiles once. Each group's result is appended to a JSON-lines
+file (flushed and synced) as soon as its chunk finishes, so an interrupted job loses
+nothing that had finished: run it again with the same output and it fits only the groups
+not yet in the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from jaxlaws import solvers
+from jaxlaws.data import prepare
+from jaxlaws.fit import _STATIC, _solve, make_starts, setup
+from jaxlaws.laws import Law, get
+
+__all__ = ["fit_groups", "read_results"]
+
+
+def _solve_groups(x0s, inputs, y, weights, frozen_values, delta, ftol, **static):
+    def one(inp, yy, w):
+        return _solve(x0s, inp, yy, w, frozen_values, delta, ftol, **static)
+
+    return jax.vmap(one)(inputs, y, weights)
+
+
+#: Many tables of one shape: inputs, targets and weights with a leading group axis.
+solve_groups = jax.jit(_solve_groups, static_argnames=_STATIC)
+
+
+def _plain(group):
+    """A group label as JSON-native values (a list for several ``by`` columns)."""
+    if isinstance(group, tuple):
+        return [_plain(g) for g in group] if len(group) > 1 else _plain(group[0])
+    return group.item() if isinstance(group, np.generic) else group
+
+
+def _key(group) -> str:
+    return json.dumps(_plain(group), sort_keys=True, default=str)
+
+
+def read_results(path: str | os.PathLike) -> pd.DataFrame:
+    """The results a batch job has written so far, one row per group."""
+    rows = []
+    with open(path) as fh:
+        for line in fh:
+            line = line.strip()
+            if line:
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    break  # a line cut by an interruption: the group is fitted again
+    flat = []
+    for r in rows:
+        row = {"group": r["group"], "value": r["value"], "status": r["status"], "n_points": r["n_points"]}
+        for k, v in r["params"].items():
+            row[k] = v
+        flat.append(row)
+    return pd.DataFrame(flat)
+
+
+def _done_groups(path) -> set[str]:
+    if not os.path.exists(path):
+        return set()
+    if not os.path.getsize(path):
+        return set()
+    return {_key(g) for g in read_results(path)["group"]}
+
+
+def fit_groups(
+    law: str | Law,
+    data: pd.DataFrame,
+    by: str | list[str],
+    output: str | os.PathLike,
+    *,
+    columns: Mapping[str, str] | None = None,
+    target: str | None = None,
+    objective: str = "huber",
+    delta: float = 1e-3,
+    starts: Any = "grid",
+    seed: int = 0,
+    init=None,
+    frozen=None,
+    polish: int | None = 32,
+    screen_steps: int = 5,
+    max_steps: int = 500,
+    ftol: float = 1e-13,
+    chunk: int = 64,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Fit ``law`` to every group of ``data`` (grouped by ``by``), ``chunk`` groups per call.
+
+    Args:
+        law, columns, target, objective, delta, starts, seed, init, frozen, polish,
+            screen_steps, max_steps, ftol: as for :func:`jaxlaws.fit` (the same starts for
+            every group).
+        by: the column(s) that name the groups.
+        output: a JSON-lines file; one line per fitted group is appended as soon as its
+            chunk finishes. Groups already in it are skipped (resume after interruption).
+        chunk: groups per batched call (the last chunk is padded, so all calls share shapes).
+        progress: show a progress bar on stderr.
+
+    Returns:
+        All results in ``output`` (this run's and earlier runs'), one row per group.
+
+    Raises:
+        ValueError: bad input in any group, named with its group, column, row and value.
+    """
+    law = get(law)
+    output = os.fspath(output)
+    groups = list(data.groupby(by, sort=True))
+    if not groups:
+        raise ValueError("the table has no rows to group")
+    done = _done_groups(output)
+    todo = [(g, df) for g, df in groups if _key(g) not in done]
+    common = dict(columns=columns, target=target, objective=objective, delta=delta, init=init, frozen=frozen)
+    # validate every group up front: a bad row stops the job before any fitting
+    for g, df in groups:
+        try:
+            prepare(law, df, columns=columns, target=target)
+        except ValueError as err:
+            raise ValueError(f"group {g!r}: {err}") from None
+    n_max = max(len(df) for _, df in groups)
+    template = setup(law, data, **common)  # options such as max_passes fit every group
+    if template.layout.size > min(len(df) for _, df in groups):
+        small = min(groups, key=lambda t: len(t[1]))
+        raise ValueError(
+            f"group {small[0]!r} has {len(small[1])} rows, fewer than the "
+            f"{template.layout.size} free parameters"
+        )
+    x0s = jnp.asarray(make_starts(template.law, template.layout, starts, seed=seed, init=template.init))
+    static = dict(
+        law=template.law,
+        objective=template.objective,
+        layout=template.layout,
+        screen_steps=int(screen_steps),
+        polish=None if polish is None else int(polish),
+        max_steps=int(max_steps),
+    )
+    frozen_values = tuple(jnp.asarray(v, jnp.float64) for v in template.frozen_values)
+
+    def padded(df):
+        d = prepare(law, df, columns=columns, target=target)
+        pad = n_max - len(d)
+        inputs = tuple(np.concatenate([a, np.repeat(a[-1:], pad, axis=0)]) for a in d.inputs)
+        y = np.concatenate([d.y, np.repeat(d.y[-1:], pad)])
+        w = np.concatenate([np.ones(len(d)), np.zeros(pad)])
+        return inputs, y, w
+
+    bar = None
+    if progress and todo:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(
+            total=len(groups), initial=len(groups) - len(todo), desc=f"fitting {law.name}", unit="group"
+        )
+    with open(output, "a") as fh:
+        for start in range(0, len(todo), chunk):
+            part = todo[start : start + chunk]
+            arrays = [padded(df) for _, df in part]
+            arrays += [arrays[-1]] * (chunk - len(part))  # same shapes for every call
+            inputs = tuple(np.stack([a[0][i] for a in arrays]) for i in range(len(law.inputs)))
+            y = np.stack([a[1] for a in arrays])
+            w = np.stack([a[2] for a in arrays])
+            sol = jax.device_get(
+                solve_groups(
+                    x0s,
+                    tuple(jnp.asarray(v) for v in inputs),
+                    jnp.asarray(y),
+                    jnp.asarray(w),
+                    frozen_values,
+                    jnp.asarray(delta, jnp.float64),
+                    jnp.asarray(ftol, jnp.float64),
+                    **static,
+                )
+            )
+            for i, (g, df) in enumerate(part):
+                f = np.where(np.isfinite(sol.f[i]), sol.f[i], np.inf)
+                best = int(np.argmin(f))
+                fields, extra = template.layout.unpack(jnp.asarray(sol.x[i, best]), frozen_values)
+                params = {
+                    name: (float(v) if np.ndim(v) == 0 else np.asarray(v).tolist())
+                    for name, v in zip(law.param_names, fields)
+                }
+                record = {
+                    "group": _plain(g),
+                    "law": law.name,
+                    "objective": template.objective.name,
+                    "value": float(sol.f[i, best]) if np.isfinite(sol.f[i, best]) else None,
+                    "status": solvers.STATUS_NAMES[int(sol.status[i, best])],
+                    "n_points": len(df),
+                    "params": params,
+                }
+                fh.write(json.dumps(record, default=float) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+            if bar is not None:
+                bar.update(len(part))
+    if bar is not None:
+        bar.close()
+    return read_results(output)
