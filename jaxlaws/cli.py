@@ -2,6 +2,7 @@
 
     jaxlaws datasets
     jaxlaws fit --dataset chinchilla-epoch --law chinchilla [--output fit.json]
+    jaxlaws plot fit.json --output fit.png
     jaxlaws fit --data runs.csv --law chinchilla --columns N=params,D=tokens --target val_loss
 
 A user mistake (a missing column, a NaN, an unknown law) prints one line on stderr and
@@ -12,8 +13,8 @@ in the file (the header is line 1).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
+import os
 import sys
 import warnings
 
@@ -63,14 +64,13 @@ def _fit(args) -> int:
         raise ValueError("give exactly one of --dataset NAME or --data FILE")
     if args.dataset is not None:
         info = jaxlaws.datasets.info(args.dataset)
-        subset = args.subset if args.subset != "all" else None
-        if args.subset is None:
-            subset = info.fit_subset
+        subset = info.fit_subset if args.subset is None else (None if args.subset == "all" else args.subset)
         table = jaxlaws.datasets.load(args.dataset, subset=subset)
         source = f"dataset {args.dataset}" + (f" (subset {subset})" if subset else "")
     else:
         table = _read_table(args.data)
         source = f"file {args.data}"
+        subset = None
     law = args.law or (jaxlaws.datasets.info(args.dataset).law if args.dataset else None)
     if law is None:
         raise ValueError("--law is required with --data")
@@ -94,27 +94,19 @@ def _fit(args) -> int:
         )
     print(f"{source}: {res.n_points} rows")
     print(res.summary())
-    record = {
-        "law": res.law.name,
-        "law_options": dict(res.law.options),
-        "objective": res.objective,
-        "delta": res.delta,
-        "starts": args.starts,
-        "seed": args.seed,
-        "source": source,
-        "columns": res.columns,
-        "params": res.params_dict,
-        "extra": res.extra,
-        "value": res.value,
-        "status": res.status,
-        "n_starts": len(res.starts),
-        "n_best_basin": res.n_best_basin,
-        "status_counts": res.starts["status"].value_counts().to_dict(),
-        "frozen": list(res.frozen),
-        "warnings": [str(w.message) for w in caught],
-        "data_sha256": hashlib.sha256(table.to_csv(index=False).encode()).hexdigest(),
-        "versions": {"jaxlaws": jaxlaws.__version__, "jax": jax.__version__},
-    }
+    from jaxlaws.io import fit_record
+
+    record = fit_record(
+        res,
+        table,
+        starts=args.starts,
+        seed=args.seed,
+        source=source,
+        dataset=args.dataset,
+        subset=subset if args.dataset else None,
+        data_path=os.path.abspath(args.data) if args.data else None,
+    )
+    record["warnings"] = [str(w.message) for w in caught]
     if args.bootstrap:
         bs = jaxlaws.bootstrap(
             jax.random.key(args.seed),
@@ -172,6 +164,22 @@ def _fit_groups(args, table, law, init, frozen) -> int:
     return 0
 
 
+def _plot(args) -> int:
+    from jaxlaws.io import load_fit
+    from jaxlaws.plot import plot_fit
+
+    saved = load_fit(args.fit)
+    table = saved.data()
+    columns = {k: v for k, v in saved.record.get("columns", {}).items() if k != "target"}
+    fig = plot_fit(
+        saved.law, saved.params, table, columns=columns, target=saved.record["columns"].get("target")
+    )
+    out = args.output or os.path.splitext(args.fit)[0] + ".png"
+    fig.savefig(out, dpi=120)
+    print(f"wrote {out}")
+    return 0
+
+
 def _datasets(args) -> int:
     import jaxlaws
 
@@ -205,6 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--group-by", help="fit every group of these comma-separated columns, resumably")
     f.add_argument("--chunk", type=int, default=64, help="groups per batched call with --group-by")
     f.set_defaults(func=_fit)
+    pl = sub.add_parser("plot", help="plot a saved fit against its data (PNG)")
+    pl.add_argument("fit", help="a fit saved by `jaxlaws fit --output FIT.json`")
+    pl.add_argument("--output", help="the PNG to write (default: FIT.png)")
+    pl.set_defaults(func=_plot)
     d = sub.add_parser("datasets", help="list the bundled datasets")
     d.set_defaults(func=_datasets)
     return p

@@ -94,3 +94,38 @@ def test_a_killed_batch_job_restarts_where_it_stopped(tmp_path):
     assert len(results) == 1000
     assert sorted(results.group) == list(range(1000))  # each group exactly once
     assert (results.status == "converged").mean() > 0.95
+
+
+def test_saved_fit_reproduces_predictions_and_plots(tmp_path, capsys):
+    import numpy as np
+    from matplotlib.image import imread
+
+    import jaxlaws
+    from jaxlaws.io import load_fit
+
+    out, png = tmp_path / "fit.json", tmp_path / "fit.png"
+    assert main(["fit", "--dataset", "chinchilla-epoch", "--law", "chinchilla", "--output", str(out)]) == 0
+    saved = load_fit(out)
+    df = saved.data()  # found again from the record, hash checked
+    refit = jaxlaws.fit("chinchilla", df)
+    np.testing.assert_allclose(saved.predict(df), refit.predict(df), rtol=1e-12)
+    assert main(["plot", str(out), "--output", str(png)]) == 0
+    image = imread(png)
+    assert image.shape[0] > 400 and image.shape[1] > 400
+
+
+def test_plot_fit_contains_what_it_claims():
+    import jaxlaws
+    from jaxlaws.plot import plot_fit
+
+    df = jaxlaws.datasets.load("chinchilla-epoch", subset="standard")
+    params = jaxlaws.laws.ChinchillaParams(1.8172, 477.84, 2143.9, 0.3473, 0.3672)
+    fig = plot_fit(jaxlaws.laws.CHINCHILLA, params, df)
+    top, bottom = fig.axes
+    assert len(top.collections) == 2 and [t.get_text() for t in top.get_legend().get_texts()] == [
+        "data",
+        "chinchilla fit",
+    ]
+    assert all(len(c.get_offsets()) == 240 for c in top.collections)
+    assert top.get_xscale() == top.get_yscale() == "log"
+    assert bottom.get_xlabel().startswith("compute") and len(bottom.collections[0].get_offsets()) == 240

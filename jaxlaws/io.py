@@ -1,0 +1,102 @@
+"""Saved fits: a JSON record that reproduces the fit's predictions.
+
+The record holds the law (name and options), objective, starts, seed, parameters, status,
+where the data came from with a hash of the input table, and the jaxlaws and JAX versions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from jaxlaws.laws import Law, get
+
+__all__ = ["fit_record", "load_fit", "SavedFit", "table_hash"]
+
+
+def table_hash(table: pd.DataFrame) -> str:
+    """SHA-256 of the table as CSV (values and column names, not the index)."""
+    return hashlib.sha256(table.to_csv(index=False).encode()).hexdigest()
+
+
+def fit_record(res, table: pd.DataFrame, **meta: Any) -> dict:
+    """A JSON-ready record of a :class:`~jaxlaws.FitResult` fitted to ``table``.
+
+    ``meta`` adds what the caller knows: ``starts``, ``seed``, ``dataset``, ``subset`` or
+    ``data_path`` (so the data can be found again).
+    """
+    import jax
+
+    import jaxlaws
+
+    return {
+        "law": res.law.name,
+        "law_options": dict(res.law.options),
+        "objective": res.objective,
+        "delta": res.delta,
+        **meta,
+        "columns": res.columns,
+        "params": res.params_dict,
+        "extra": res.extra,
+        "value": res.value,
+        "status": res.status,
+        "n_starts": len(res.starts),
+        "n_best_basin": res.n_best_basin,
+        "status_counts": res.starts["status"].value_counts().to_dict(),
+        "frozen": list(res.frozen),
+        "warnings": list(res.diagnostics),
+        "n_points": res.n_points,
+        "data_sha256": table_hash(table),
+        "versions": {"jaxlaws": jaxlaws.__version__, "jax": jax.__version__},
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class SavedFit:
+    """A fit loaded from its record: the law, its parameters and the whole record."""
+
+    law: Law
+    params: Any
+    record: dict
+
+    def predict(self, data) -> np.ndarray:
+        """The law's prediction for a table with its input columns (as the fit mapped them)."""
+        from jaxlaws.data import prepare
+        from jaxlaws.fit import _with_dummy_target
+
+        columns = {k: v for k, v in self.record.get("columns", {}).items() if k != "target"}
+        d = prepare(self.law, _with_dummy_target(self.law, data), columns=columns, positive_target=False)
+        return np.asarray(self.law(self.params, *d.inputs))
+
+    def data(self) -> pd.DataFrame:
+        """The table the fit was made on (bundled dataset or file), checked against its hash."""
+        from jaxlaws import datasets
+
+        r = self.record
+        if r.get("dataset"):
+            table = datasets.load(r["dataset"], subset=r.get("subset"))
+        elif r.get("data_path"):
+            path = r["data_path"]
+            table = pd.read_parquet(path) if path.endswith(".parquet") else pd.read_csv(path)
+        else:
+            raise ValueError("the saved fit does not say where its data came from")
+        if r.get("data_sha256") and table_hash(table) != r["data_sha256"]:
+            raise ValueError("the data no longer matches the saved fit (its SHA-256 differs)")
+        return table
+
+
+def load_fit(path: str | os.PathLike) -> SavedFit:
+    """Load a fit saved by ``jaxlaws fit --output`` (or :func:`fit_record`)."""
+    with open(path) as fh:
+        record = json.load(fh)
+    for key in ("law", "params"):
+        if key not in record:
+            raise ValueError(f"{os.fspath(path)} is not a saved fit: it has no {key!r}")
+    law = get(record["law"]).with_options(**record.get("law_options", {}))
+    return SavedFit(law=law, params=law.make_params(record["params"]), record=record)
