@@ -3,6 +3,8 @@
     jaxlaws datasets
     jaxlaws fit --dataset chinchilla-epoch --law chinchilla [--output fit.json]
     jaxlaws plot fit.json --output fit.png
+    jaxlaws allocate fit.json --compute 1e21:1e25:9 [--unique 25e9]
+    jaxlaws mix pools.json --sizes 12.8e6,12.8e6 --budgets 16e6:5e9:20 --plot pareto.png
     jaxlaws fit --data runs.csv --law chinchilla --columns N=params,D=tokens --target val_loss
 
 A user mistake (a missing column, a NaN, an unknown law) prints one line on stderr and
@@ -180,6 +182,66 @@ def _plot(args) -> int:
     return 0
 
 
+def _floats(text: str, flag: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"{flag} expects comma-separated numbers, got {text!r}") from None
+
+
+def _budgets(text: str, flag: str):
+    """``a,b,...`` or ``lo:hi:count`` (log-spaced)."""
+    import numpy as np
+
+    if ":" in text:
+        lo, hi, k = text.split(":")
+        return np.geomspace(float(lo), float(hi), int(k))
+    return np.array(_floats(text, flag))
+
+
+def _write_table(table, output):
+    print(table.to_string(index=False, float_format=lambda x: f"{x:.6g}"))
+    if output:
+        table.to_csv(output, index=False)
+        print(f"wrote {output}")
+
+
+def _allocate(args) -> int:
+    from jaxlaws.decide import allocate
+    from jaxlaws.io import load_fit
+
+    saved = load_fit(args.fit)
+    C = _budgets(args.compute, "--compute")
+    U = _floats(args.unique, "--unique") if args.unique else None
+    if U is not None and len(U) == 1:
+        U = U[0]
+    _write_table(allocate(saved.params, C, U).frame(), args.output)
+    return 0
+
+
+def _mix(args) -> int:
+    import numpy as np
+
+    from jaxlaws.decide import optimize_mixture
+    from jaxlaws.io import load_fit
+
+    saved = load_fit(args.fit)
+    if saved.law.name != "filtering_mixture":
+        raise ValueError(f"mix needs a filtering_mixture fit, got {saved.law.name!r}")
+    sizes = np.array(_floats(args.sizes, "--sizes"))
+    if sizes.shape[0] != np.shape(saved.params.b)[-1]:
+        raise ValueError(f"--sizes has {sizes.shape[0]} pools; the fit has {np.shape(saved.params.b)[-1]}")
+    dec = optimize_mixture(saved.params, sizes, _budgets(args.budgets, "--budgets"))
+    names = args.names.split(",") if args.names else None
+    _write_table(dec.frame(names), args.output)
+    if args.plot:
+        from jaxlaws.plot import plot_pareto
+
+        plot_pareto(dec, names).savefig(args.plot, dpi=120)
+        print(f"wrote {args.plot}")
+    return 0
+
+
 def _datasets(args) -> int:
     import jaxlaws
 
@@ -217,6 +279,20 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("fit", help="a fit saved by `jaxlaws fit --output FIT.json`")
     pl.add_argument("--output", help="the PNG to write (default: FIT.png)")
     pl.set_defaults(func=_plot)
+    a = sub.add_parser("allocate", help="compute-optimal N, D (and epochs) from a saved fit")
+    a.add_argument("fit", help="a saved chinchilla or data_constrained fit")
+    a.add_argument("--compute", required=True, help="FLOPs: a,b,... or lo:hi:count (log-spaced)")
+    a.add_argument("--unique", help="unique tokens available (data_constrained), one or one per budget")
+    a.add_argument("--output", help="write the table as CSV")
+    a.set_defaults(func=_allocate)
+    m = sub.add_parser("mix", help="best sampling weights over data pools from a saved filtering_mixture fit")
+    m.add_argument("fit", help="a saved filtering_mixture fit")
+    m.add_argument("--sizes", required=True, help="unique samples per pool, comma-separated")
+    m.add_argument("--budgets", required=True, help="samples seen: a,b,... or lo:hi:count")
+    m.add_argument("--names", help="pool names, comma-separated")
+    m.add_argument("--output", help="write the table as CSV")
+    m.add_argument("--plot", help="write the Pareto frontier as PNG")
+    m.set_defaults(func=_mix)
     d = sub.add_parser("datasets", help="list the bundled datasets")
     d.set_defaults(func=_datasets)
     return p

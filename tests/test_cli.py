@@ -129,3 +129,57 @@ def test_plot_fit_contains_what_it_claims():
     assert all(len(c.get_offsets()) == 240 for c in top.collections)
     assert top.get_xscale() == top.get_yscale() == "log"
     assert bottom.get_xlabel().startswith("compute") and len(bottom.collections[0].get_offsets()) == 240
+
+
+def test_allocate_and_mix_from_saved_fits(tmp_path, capsys):
+    import json
+
+    import pandas as pd
+
+    from jaxlaws import laws
+
+    # a saved data-constrained fit at the published constants (stage 2 from the paper's grid)
+    fit = tmp_path / "dc.json"
+    init = json.dumps({k: float(v) for k, v in laws.MUENNIGHOFF_C4._asdict().items()})
+    argv = ["fit", "--dataset", "datablations-c4", "--law", "data_constrained", "--init", init]
+    assert main(argv + ["--frozen", "E,A,B,alpha,beta", "--output", str(fit)]) == 0
+    table = tmp_path / "alloc.csv"
+    assert (
+        main(["allocate", str(fit), "--compute", "1e21:1e23:3", "--unique", "25e9", "--output", str(table)])
+        == 0
+    )
+    alloc = pd.read_csv(table)
+    assert list(alloc.C) == [1e21, 1e22, 1e23] and alloc.converged.all()
+    # mixture weights from a saved pools fit
+    pools = tmp_path / "pools.json"
+    record = {
+        "law": "filtering_mixture",
+        "params": {"b": [-0.18, -0.15], "tau": [4.36, 4.27], "n0": 1e5 / 0.022, "d": 0.1},
+    }
+    pools.write_text(json.dumps(record))
+    out, png = tmp_path / "mix.csv", tmp_path / "pareto.png"
+    assert (
+        main(
+            [
+                "mix",
+                str(pools),
+                "--sizes",
+                "12.8e6,12.8e6",
+                "--budgets",
+                "16e6:1e9:4",
+                "--names",
+                "a,b",
+                "--output",
+                str(out),
+                "--plot",
+                str(png),
+            ]
+        )
+        == 0
+    )
+    mix = pd.read_csv(out)
+    assert list(mix.columns[:3]) == ["n", "w_a", "w_b"] and len(mix) == 4 and png.stat().st_size > 0
+    assert (mix.error <= mix.best_topk_error + 1e-12).all()
+    capsys.readouterr()
+    assert main(["mix", str(pools), "--sizes", "12.8e6", "--budgets", "1e8"]) == 2
+    assert "--sizes has 1 pools; the fit has 2" in capsys.readouterr().err
