@@ -40,7 +40,10 @@ def _read_table(path: str):
     import pandas as pd
 
     if path.endswith(".parquet"):
-        return pd.read_parquet(path)
+        try:
+            return pd.read_parquet(path)
+        except ImportError:
+            raise ValueError("reading Parquet needs pyarrow (pip install pyarrow), or give a CSV") from None
     table = pd.read_csv(path)
     table.index = pd.RangeIndex(2, len(table) + 2, name="line")
     return table
