@@ -98,6 +98,7 @@ def fit_groups(
     ftol: float = 1e-13,
     chunk: int = 64,
     progress: bool = True,
+    devices: int | None = None,
 ) -> pd.DataFrame:
     """Fit ``law`` to every group of ``data`` (grouped by ``by``), ``chunk`` groups per call.
 
@@ -110,6 +111,8 @@ def fit_groups(
             chunk finishes. Groups already in it are skipped (resume after interruption).
         chunk: groups per batched call (the last chunk is padded, so all calls share shapes).
         progress: show a progress bar on stderr.
+        devices: shard each chunk's groups across this many local devices (default: all;
+            the chunk is rounded up to a multiple of their number).
 
     Returns:
         All results in ``output`` (this run's and earlier runs'), one row per group.
@@ -117,8 +120,12 @@ def fit_groups(
     Raises:
         ValueError: bad input in any group, named with its group, column, row and value.
     """
+    from jaxlaws.sharding import local_devices, map_batch
+
     law = get(law)
     output = os.fspath(output)
+    devs = local_devices(devices)
+    chunk = -(-int(chunk) // len(devs)) * len(devs)
     groups = list(data.groupby(by, sort=True))
     if not groups:
         raise ValueError("the table has no rows to group")
@@ -173,18 +180,17 @@ def fit_groups(
             inputs = tuple(np.stack([a[0][i] for a in arrays]) for i in range(len(law.inputs)))
             y = np.stack([a[1] for a in arrays])
             w = np.stack([a[2] for a in arrays])
-            sol = jax.device_get(
-                solve_groups(
-                    x0s,
-                    tuple(jnp.asarray(v) for v in inputs),
-                    jnp.asarray(y),
-                    jnp.asarray(w),
-                    frozen_values,
-                    jnp.asarray(delta, jnp.float64),
-                    jnp.asarray(ftol, jnp.float64),
-                    **static,
-                )
+            args = (
+                x0s,
+                tuple(jnp.asarray(v) for v in inputs),
+                jnp.asarray(y),
+                jnp.asarray(w),
+                frozen_values,
+                jnp.asarray(delta, jnp.float64),
+                jnp.asarray(ftol, jnp.float64),
             )
+            batched = (False, True, True, True, False, False, False)
+            sol = jax.device_get(map_batch(solve_groups, args, batched, devs, **static))
             for i, (g, df) in enumerate(part):
                 f = np.where(np.isfinite(sol.f[i]), sol.f[i], np.inf)
                 best = int(np.argmin(f))

@@ -96,6 +96,7 @@ def _fit(args) -> int:
             seed=args.seed,
             init=init,
             frozen=frozen,
+            devices=args.devices,
         )
     print(f"{source}: {res.n_points} rows")
     print(res.summary())
@@ -125,6 +126,7 @@ def _fit(args) -> int:
             delta=args.delta,
             init=init,
             frozen=frozen,
+            devices=args.devices,
         )
         print(bs.summary())
         record["bootstrap"] = {
@@ -163,6 +165,7 @@ def _fit_groups(args, table, law, init, frozen) -> int:
         init=init,
         frozen=frozen,
         chunk=args.chunk,
+        devices=args.devices,
     )
     counts = results["status"].value_counts().to_dict()
     print(f"{len(results)} groups in {args.output}: {counts}")
@@ -277,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--output", help="write the fit as JSON here (JSON lines with --group-by)")
     f.add_argument("--group-by", help="fit every group of these comma-separated columns, resumably")
     f.add_argument("--chunk", type=int, default=64, help="groups per batched call with --group-by")
+    f.add_argument("--devices", type=int, help="local devices to shard the batch across (default: all)")
     f.set_defaults(func=_fit)
     pl = sub.add_parser("plot", help="plot a saved fit against its data (PNG)")
     pl.add_argument("fit", help="a fit saved by `jaxlaws fit --output FIT.json`")

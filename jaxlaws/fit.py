@@ -434,18 +434,20 @@ class _Problem:
     init: tuple | None
     delta: float
 
-    def solve(self, x0s, *, weights=None, ftol, screen_steps, polish, max_steps) -> solvers.Solution:
-        """Run the compiled multi-start solve; ``weights`` ``(R, n)`` solves ``R`` resamples."""
+    def solve(
+        self, x0s, *, weights=None, ftol, screen_steps, polish, max_steps, devices=None
+    ) -> solvers.Solution:
+        """Run the compiled multi-start solve; ``weights`` ``(R, n)`` solves ``R`` resamples.
+
+        Resamples are split across ``devices`` (all local devices by default), padded to a
+        multiple of their number; the padding is dropped. The starts of one table stay on
+        one device: screening ranks them jointly.
+        """
+        from jaxlaws.sharding import local_devices, map_batch, pad_batch
+
+        devices = local_devices() if devices is None else devices
         inputs, y, w, frozen_values, delta = self.args()
-        solver = solve_one if weights is None else solve_resamples
-        sol = solver(
-            jnp.asarray(x0s),
-            inputs,
-            y,
-            w if weights is None else jnp.asarray(weights, jnp.float64),
-            frozen_values,
-            delta,
-            jnp.asarray(ftol, jnp.float64),
+        static = dict(
             law=self.law,
             objective=self.objective,
             layout=self.layout,
@@ -453,7 +455,16 @@ class _Problem:
             polish=None if polish is None else int(polish),
             max_steps=int(max_steps),
         )
-        return jax.device_get(sol)
+        ftol = jnp.asarray(ftol, jnp.float64)
+        if weights is None:
+            return jax.device_get(
+                solve_one(jnp.asarray(x0s), inputs, y, w, frozen_values, delta, ftol, **static)
+            )
+        weights, n = pad_batch(jnp.asarray(weights, jnp.float64), len(devices))
+        args = (jnp.asarray(x0s), inputs, y, weights, frozen_values, delta, ftol)
+        batched = (False, False, False, True, False, False, False)
+        sol = map_batch(solve_resamples, args, batched, devices, **static)
+        return jax.tree_util.tree_map(lambda a: np.asarray(a)[:n], jax.device_get(sol))
 
     def args(self):
         """The solver's dynamic arguments: inputs, target, unit weights, frozen values, delta."""
@@ -541,6 +552,7 @@ def fit(
     max_steps: int = 500,
     ftol: float = 1e-13,
     basin_rtol: float = 1e-6,
+    devices: int | None = None,
 ) -> FitResult:
     """Fit a law to a table from many starts at once.
 
@@ -574,6 +586,8 @@ def fit(
         max_steps: bound on the polishing steps.
         ftol: relative objective decrease that counts as converged.
         basin_rtol: relative objective gap within which a start is in the best basin.
+        devices: accepted for symmetry with :func:`jaxlaws.bootstrap`; the starts of one
+            fit run on one device (screening ranks them jointly).
 
     Returns:
         A :class:`FitResult`.
@@ -607,7 +621,16 @@ def fit(
         frozen=frozen,
     )
     x0s = make_starts(prob.law, prob.layout, starts, seed=seed, init=prob.init)
-    sol = prob.solve(x0s, ftol=ftol, screen_steps=screen_steps, polish=polish, max_steps=max_steps)
+    from jaxlaws.sharding import local_devices
+
+    sol = prob.solve(
+        x0s,
+        ftol=ftol,
+        screen_steps=screen_steps,
+        polish=polish,
+        max_steps=max_steps,
+        devices=local_devices(devices),
+    )
     return _result(prob, sol, basin_rtol)
 
 

@@ -171,6 +171,7 @@ def bootstrap(
     screen_steps: int = 5,
     max_steps: int = 500,
     ftol: float = 1e-13,
+    devices: int | None = None,
     **fit_kwargs,
 ) -> BootstrapResult:
     """Bootstrap a fit: resample the rows with replacement and refit, all in one batch.
@@ -185,6 +186,7 @@ def bootstrap(
             ``starts`` of :func:`jaxlaws.fit` (all of them for every resample).
         point: a full-data fit to reuse (otherwise it is fitted with ``fit_kwargs``).
         polish, screen_steps, max_steps, ftol: as for :func:`jaxlaws.fit`, per resample.
+        devices: shard the resamples across this many local devices (default: all).
         **fit_kwargs: passed to the full-data fit (e.g. its ``starts``).
 
     Returns:
@@ -206,6 +208,7 @@ def bootstrap(
         point = fit(
             law,
             data,
+            devices=devices,
             **common,
             polish=polish,
             screen_steps=screen_steps,
@@ -219,8 +222,16 @@ def bootstrap(
     else:
         x0s = make_starts(prob.law, prob.layout, starts, seed=seed, init=prob.init)
     weights = resample_weights(key, len(prob.data), int(n_resamples))
+    from jaxlaws.sharding import local_devices
+
     sol = prob.solve(
-        x0s, weights=weights, ftol=ftol, screen_steps=screen_steps, polish=polish, max_steps=max_steps
+        x0s,
+        weights=weights,
+        ftol=ftol,
+        screen_steps=screen_steps,
+        polish=polish,
+        max_steps=max_steps,
+        devices=local_devices(devices),
     )
     f = np.asarray(sol.f)
     f_masked = np.where(np.isfinite(f), f, np.inf)
