@@ -79,25 +79,21 @@ def _fit(args) -> int:
     law = args.law or (jaxlaws.datasets.info(args.dataset).law if args.dataset else None)
     if law is None:
         raise ValueError("--law is required with --data")
-    init = json.loads(args.init) if args.init else None
-    frozen = [s.strip() for s in args.frozen.split(",")] if args.frozen else None
+    # what fit, bootstrap and batch jobs share
+    common = dict(
+        columns=_parse_columns(args.columns),
+        target=args.target,
+        objective=args.objective,
+        delta=args.delta,
+        init=json.loads(args.init) if args.init else None,
+        frozen=[s.strip() for s in args.frozen.split(",")] if args.frozen else None,
+        devices=args.devices,
+    )
     if args.group_by:
-        return _fit_groups(args, table, law, init, frozen)
+        return _fit_groups(args, table, law, common)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", jaxlaws.ConvergenceWarning)
-        res = jaxlaws.fit(
-            law,
-            table,
-            columns=_parse_columns(args.columns),
-            target=args.target,
-            objective=args.objective,
-            delta=args.delta,
-            starts=_starts(args.starts),
-            seed=args.seed,
-            init=init,
-            frozen=frozen,
-            devices=args.devices,
-        )
+        res = jaxlaws.fit(law, table, starts=_starts(args.starts), seed=args.seed, **common)
     print(f"{source}: {res.n_points} rows")
     print(res.summary())
     from jaxlaws.io import fit_record
@@ -114,20 +110,7 @@ def _fit(args) -> int:
     )
     record["warnings"] = [str(w.message) for w in caught]
     if args.bootstrap:
-        bs = jaxlaws.bootstrap(
-            jax.random.key(args.seed),
-            law,
-            table,
-            args.bootstrap,
-            point=res,
-            columns=_parse_columns(args.columns),
-            target=args.target,
-            objective=args.objective,
-            delta=args.delta,
-            init=init,
-            frozen=frozen,
-            devices=args.devices,
-        )
+        bs = jaxlaws.bootstrap(jax.random.key(args.seed), law, table, args.bootstrap, point=res, **common)
         print(bs.summary())
         record["bootstrap"] = {
             "n_resamples": args.bootstrap,
@@ -142,7 +125,7 @@ def _fit(args) -> int:
     return 0
 
 
-def _fit_groups(args, table, law, init, frozen) -> int:
+def _fit_groups(args, table, law, common) -> int:
     from jaxlaws.batch import fit_groups
 
     if not args.output:
@@ -156,16 +139,10 @@ def _fit_groups(args, table, law, init, frozen) -> int:
         table,
         by if len(by) > 1 else by[0],
         args.output,
-        columns=_parse_columns(args.columns),
-        target=args.target,
-        objective=args.objective,
-        delta=args.delta,
         starts=_starts(args.starts),
         seed=args.seed,
-        init=init,
-        frozen=frozen,
         chunk=args.chunk,
-        devices=args.devices,
+        **common,
     )
     counts = results["status"].value_counts().to_dict()
     print(f"{len(results)} groups in {args.output}: {counts}")

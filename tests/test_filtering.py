@@ -93,12 +93,8 @@ def test_code_form_reproduces_top_k_errors(goyal_reference, goyal_parameters):
 
 # --- Theorem 1, written independently: pass length pN, tau_hat = p tau, b_eff(k) = mean ---
 
-FIG4 = laws.FilteringMixtureParams(  # Goyal et al. Fig. 4 (ImageNet, T-MARS), LAWS.md section 3
-    b=jnp.array([-0.18, -0.15, -0.12, -0.10]),
-    tau=jnp.array([4.36, 4.27, 3.00, 1.55]),
-    n0=jnp.float64(1e5 / 0.022),
-    d=jnp.float64(0.1),
-)
+# Goyal et al. Fig. 4 (ImageNet, T-MARS), LAWS.md section 3
+FIG4 = laws.FilteringMixtureParams(*(jnp.asarray(v, jnp.float64) for v in laws.GOYAL_FIG4))
 
 
 def theorem1(b, tau, n0, d, N, n):

@@ -10,12 +10,7 @@ from jaxlaws import laws
 from jaxlaws.decide import optimize_mixture, simplex_grid
 
 # Goyal et al. Fig. 4 (ImageNet, T-MARS): top 10%, 10-20%, 20-30%, 30-40%; four 12.8M pools
-FIG4 = laws.FilteringMixtureParams(
-    b=jnp.array([-0.18, -0.15, -0.12, -0.10]),
-    tau=jnp.array([4.36, 4.27, 3.00, 1.55]),
-    n0=jnp.float64(1e5 / 0.022),
-    d=jnp.float64(0.1),
-)
+FIG4 = laws.FilteringMixtureParams(*(jnp.asarray(v, jnp.float64) for v in laws.GOYAL_FIG4))
 SIZES = jnp.full(4, 12.8e6)
 BUDGETS = jnp.array([16e6, 32e6, 64e6, 128e6, 256e6, 640e6, 1.28e9, 5e9])
 

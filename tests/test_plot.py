@@ -10,12 +10,7 @@ from jaxlaws import laws, plot
 from jaxlaws.decide import optimize_mixture
 from jaxlaws.isoflop import isoflop
 
-FIG4 = laws.FilteringMixtureParams(
-    b=jnp.array([-0.18, -0.15, -0.12, -0.10]),
-    tau=jnp.array([4.36, 4.27, 3.00, 1.55]),
-    n0=jnp.float64(1e5 / 0.022),
-    d=jnp.float64(0.1),
-)
+FIG4 = laws.FilteringMixtureParams(*(jnp.asarray(v, jnp.float64) for v in laws.GOYAL_FIG4))
 SIZES = jnp.full(4, 12.8e6)
 
 

@@ -13,6 +13,7 @@ import math
 from typing import NamedTuple
 
 import jax.numpy as jnp
+import numpy as np
 
 from jaxlaws import _constraints as C
 from jaxlaws.laws._law import Law
@@ -30,6 +31,7 @@ __all__ = [
     "FILTERING",
     "FILTERING_MIXTURE",
     "DEFAULT_MAX_PASSES",
+    "GOYAL_FIG4",
 ]
 
 REFERENCE = (
@@ -99,8 +101,6 @@ def params_from_reference_code(a, b, tau, d, normalizer=1e5) -> FilteringParams:
 
 def passes_needed(n, N) -> int:
     """The smallest ``max_passes`` that sums every pass of ``n`` samples over ``N`` exactly."""
-    import numpy as np
-
     return int(np.ceil(np.max(np.asarray(n, dtype=float) / np.asarray(N, dtype=float)))) + 1
 
 
@@ -285,6 +285,17 @@ def filtering_mixture(
     if form == "paper":
         return jnp.exp(first + repeat) + d
     return (jnp.exp(first) + d) * jnp.exp(repeat)
+
+
+#: Goyal et al. 2024, Fig. 4 (ImageNet, T-MARS pools top 10%, 10-20%, 20-30%, 30-40%): the
+#: per-pool (b, tau), with the authors' shared anchor n0 = 1e5 / 0.022 and d = 0.1
+#: (``LAWS.md`` section 3). Pools of 12.8M samples each.
+GOYAL_FIG4 = FilteringMixtureParams(
+    b=np.array([-0.18, -0.15, -0.12, -0.10]),
+    tau=np.array([4.36, 4.27, 3.00, 1.55]),
+    n0=np.float64(1e5 / 0.022),
+    d=np.float64(0.1),
+)
 
 
 def _bind_max_passes(law: Law, passes) -> Law:
