@@ -147,14 +147,7 @@ def fit_groups(
             f"{template.layout.size} free parameters"
         )
     x0s = jnp.asarray(make_starts(template.law, template.layout, starts, seed=seed, init=template.init))
-    static = dict(
-        law=template.law,
-        objective=template.objective,
-        layout=template.layout,
-        screen_steps=int(screen_steps),
-        polish=None if polish is None else int(polish),
-        max_steps=int(max_steps),
-    )
+    static = template.static(screen_steps, polish, max_steps)
     frozen_values = tuple(jnp.asarray(v, jnp.float64) for v in template.frozen_values)
 
     def padded(df):

@@ -447,14 +447,7 @@ class _Problem:
 
         devices = local_devices() if devices is None else devices
         inputs, y, w, frozen_values, delta = self.args()
-        static = dict(
-            law=self.law,
-            objective=self.objective,
-            layout=self.layout,
-            screen_steps=int(screen_steps),
-            polish=None if polish is None else int(polish),
-            max_steps=int(max_steps),
-        )
+        static = self.static(screen_steps, polish, max_steps)
         ftol = jnp.asarray(ftol, jnp.float64)
         if weights is None:
             return jax.device_get(
@@ -465,6 +458,17 @@ class _Problem:
         batched = (False, False, False, True, False, False, False)
         sol = map_batch(solve_resamples, args, batched, devices, **static)
         return jax.tree_util.tree_map(lambda a: np.asarray(a)[:n], jax.device_get(sol))
+
+    def static(self, screen_steps, polish, max_steps) -> dict:
+        """The compiled solver's static arguments (what changes shapes or code paths)."""
+        return dict(
+            law=self.law,
+            objective=self.objective,
+            layout=self.layout,
+            screen_steps=int(screen_steps),
+            polish=None if polish is None else int(polish),
+            max_steps=int(max_steps),
+        )
 
     def args(self):
         """The solver's dynamic arguments: inputs, target, unit weights, frozen values, delta."""

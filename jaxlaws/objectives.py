@@ -17,7 +17,6 @@ import jax.numpy as jnp
 __all__ = [
     "huber",
     "huber_sum",
-    "squared_sum",
     "r_squared",
     "huber_log_normaliser",
     "Objective",
@@ -43,12 +42,6 @@ def huber_sum(r, delta=1e-3, weights=None):
     """``sum_i w_i H_delta(r_i)`` (``w = 1`` by default)."""
     h = huber(r, delta)
     return jnp.sum(h if weights is None else weights * h)
-
-
-def squared_sum(r, weights=None):
-    """``sum_i w_i r_i^2``."""
-    r = jnp.asarray(r, jnp.float64)
-    return jnp.sum(r * r if weights is None else weights * r * r)
 
 
 def r_squared(y, y_hat):

@@ -15,9 +15,9 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import Mesh, PartitionSpec
 
-__all__ = ["local_devices", "map_batch", "pad_batch", "shard_batch"]
+__all__ = ["local_devices", "map_batch", "pad_batch"]
 
 
 def local_devices(devices: int | None = None) -> list:
@@ -30,25 +30,15 @@ def local_devices(devices: int | None = None) -> list:
     return available[:devices]
 
 
-def pad_batch(x, multiple: int, fill=None):
-    """Pad the leading axis of ``x`` to a multiple of ``multiple`` (repeating the last row,
-    or with ``fill``). Returns ``(padded, original_length)``."""
+def pad_batch(x, multiple: int):
+    """Pad the leading axis of ``x`` to a multiple of ``multiple`` by repeating the last row.
+    Returns ``(padded, original_length)``."""
     x = jnp.asarray(x)
     n = x.shape[0]
     pad = (-n) % multiple
     if pad == 0:
         return x, n
-    tail = jnp.repeat(x[-1:], pad, axis=0) if fill is None else jnp.full((pad, *x.shape[1:]), fill, x.dtype)
-    return jnp.concatenate([x, tail]), n
-
-
-def shard_batch(tree, devices: list):
-    """Place every array of ``tree`` with its leading axis split across ``devices``."""
-    if len(devices) == 1:
-        return jax.device_put(tree, devices[0])
-    mesh = Mesh(np.array(devices), ("batch",))
-    sharding = NamedSharding(mesh, PartitionSpec("batch"))
-    return jax.device_put(tree, sharding)
+    return jnp.concatenate([x, jnp.repeat(x[-1:], pad, axis=0)]), n
 
 
 @functools.lru_cache(maxsize=64)

@@ -9,8 +9,6 @@ from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 
-from jaxlaws._constraints import Constraint
-
 __all__ = ["Law"]
 
 
@@ -113,15 +111,6 @@ def logsumexp_terms(*terms):
     for t in terms[1:]:
         total = total + jnp.exp(t - m)
     return m + jnp.log(total)
-
-
-def check_constraints(law: Law, params: NamedTuple) -> None:
-    """Raise ``ValueError`` naming the first parameter outside its declared support."""
-    for name, c, value in zip(law.param_names, law.constraints, params):
-        if not isinstance(c, Constraint):
-            continue
-        if not c.check(value):
-            raise ValueError(f"parameter {name}={value!r} of law {law.name!r} is outside {c!r}")
 
 
 def suggest(name: str, choices) -> str:
