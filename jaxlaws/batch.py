@@ -6,6 +6,11 @@ the same shapes, so the job compiles once. Each group's result is appended to a 
 file (flushed and synced) as soon as its chunk finishes, so an interrupted job loses
 nothing that had finished: run it again with the same output and it fits only the groups
 not yet in the file.
+
+Several hosts: under ``jax.distributed`` (:func:`jaxlaws.sharding.initialize`) every
+process fits its share of the groups on its own devices, appending to its own part file
+``OUTPUT.part-I-of-P`` (resumable in the same way); at the end the parts are gathered over
+JAX's collectives and process 0 appends them to ``OUTPUT`` in group order.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from jaxlaws import solvers
 from jaxlaws.data import prepare
 from jaxlaws.fit import _STATIC, _solve, make_starts, setup
 from jaxlaws.laws import Law, get
+from jaxlaws.sharding import gather_bytes, local_devices, map_batch, padded_size, process_share
 
 __all__ = ["fit_groups", "read_results"]
 
@@ -50,32 +56,57 @@ def _key(group) -> str:
     return json.dumps(_plain(group), sort_keys=True, default=str)
 
 
-def read_results(path: str | os.PathLike) -> pd.DataFrame:
-    """The results a batch job has written so far, one row per group."""
+def _records(path) -> list[dict]:
+    """The complete records in a JSON-lines results file (a line cut by an interruption is
+    not a record: its group is fitted again)."""
+    if not os.path.exists(path):
+        return []
     rows = []
     with open(path) as fh:
         for line in fh:
-            line = line.strip()
-            if line:
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError:
-                    break  # a line cut by an interruption: the group is fitted again
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return rows
+
+
+def _frame(records: list[dict]) -> pd.DataFrame:
     flat = []
-    for r in rows:
+    for r in records:
         row = {"group": r["group"], "value": r["value"], "status": r["status"], "n_points": r["n_points"]}
-        for k, v in r["params"].items():
-            row[k] = v
+        row.update(r["params"])
         flat.append(row)
     return pd.DataFrame(flat)
 
 
-def _done_groups(path) -> set[str]:
-    if not os.path.exists(path):
-        return set()
-    if not os.path.getsize(path):
-        return set()
-    return {_key(g) for g in read_results(path)["group"]}
+def read_results(path: str | os.PathLike) -> pd.DataFrame:
+    """The results a batch job has written so far, one row per group."""
+    return _frame(_records(path))
+
+
+def _open_for_append(path):
+    """Open ``path`` for appending, first cutting a last line left incomplete by an
+    interruption (so the next record starts on a line of its own)."""
+    if os.path.exists(path) and os.path.getsize(path):
+        with open(path, "rb+") as fh:
+            data = fh.read()
+            if not data.endswith(b"\n"):
+                fh.truncate(data.rfind(b"\n") + 1)
+    return open(path, "a")
+
+
+def _append(fh, records: list[dict]) -> None:
+    for record in records:
+        fh.write(json.dumps(record, default=float) + "\n")
+    fh.flush()
+    os.fsync(fh.fileno())
+
+
+def part_path(output, index: int, count: int) -> str:
+    """Where process ``index`` of ``count`` appends its results (``output`` for one process)."""
+    output = os.fspath(output)
+    return output if count == 1 else f"{output}.part-{index}-of-{count}"
 
 
 def fit_groups(
@@ -109,28 +140,32 @@ def fit_groups(
         by: the column(s) that name the groups.
         output: a JSON-lines file; one line per fitted group is appended as soon as its
             chunk finishes. Groups already in it are skipped (resume after interruption).
+            Under ``jax.distributed`` each process appends to ``OUTPUT.part-I-of-P`` and
+            process 0 gathers every part into ``output`` at the end.
         chunk: groups per batched call (the last chunk is padded, so all calls share shapes).
         progress: show a progress bar on stderr.
         devices: shard each chunk's groups across this many local devices (default: all;
             the chunk is rounded up to a multiple of their number).
 
     Returns:
-        All results in ``output`` (this run's and earlier runs'), one row per group.
+        All results in ``output`` (this run's and earlier runs'), one row per group; on
+        every process of a distributed job.
 
     Raises:
         ValueError: bad input in any group, named with its group, column, row and value.
     """
-    from jaxlaws.sharding import local_devices, map_batch
-
     law = get(law)
     output = os.fspath(output)
     devs = local_devices(devices)
-    chunk = -(-int(chunk) // len(devs)) * len(devs)
+    chunk = padded_size(chunk, len(devs))
     groups = list(data.groupby(by, sort=True))
     if not groups:
         raise ValueError("the table has no rows to group")
-    done = _done_groups(output)
-    todo = [(g, df) for g, df in groups if _key(g) not in done]
+    index, count = jax.process_index(), jax.process_count()
+    part_file = part_path(output, index, count)
+    done = {_key(r["group"]) for r in _records(output) + (_records(part_file) if count > 1 else [])}
+    share = process_share(groups)  # the same groups on every run of this process
+    todo = [(g, df) for g, df in share if _key(g) not in done]
     common = dict(columns=columns, target=target, objective=objective, delta=delta, init=init, frozen=frozen)
     # validate every group up front: a bad row stops the job before any fitting
     for g, df in groups:
@@ -162,10 +197,9 @@ def fit_groups(
     if progress and todo:
         from tqdm.auto import tqdm
 
-        bar = tqdm(
-            total=len(groups), initial=len(groups) - len(todo), desc=f"fitting {law.name}", unit="group"
-        )
-    with open(output, "a") as fh:
+        desc = f"fitting {law.name}" + (f" (process {index} of {count})" if count > 1 else "")
+        bar = tqdm(total=len(share), initial=len(share) - len(todo), desc=desc, unit="group")
+    with _open_for_append(part_file) as fh:
         for start in range(0, len(todo), chunk):
             part = todo[start : start + chunk]
             arrays = [padded(df) for _, df in part]
@@ -184,6 +218,7 @@ def fit_groups(
             )
             batched = (False, True, True, True, False, False, False)
             sol = jax.device_get(map_batch(solve_groups, args, batched, devs, **static))
+            records = []
             for i, (g, df) in enumerate(part):
                 f = np.where(np.isfinite(sol.f[i]), sol.f[i], np.inf)
                 best = int(np.argmin(f))
@@ -201,11 +236,27 @@ def fit_groups(
                     "n_points": len(df),
                     "params": params,
                 }
-                fh.write(json.dumps(record, default=float) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+                records.append(record)
+            _append(fh, records)
             if bar is not None:
                 bar.update(len(part))
     if bar is not None:
         bar.close()
-    return read_results(output)
+    if count == 1:
+        return read_results(output)
+    return _gather(output, part_file, groups, index)
+
+
+def _gather(output, part_file, groups, index) -> pd.DataFrame:
+    """Gather every process's part to every process; process 0 appends the groups not yet
+    in ``output``, in group order."""
+    with open(part_file, "rb") as fh:
+        parts = gather_bytes(fh.read())
+    gathered = [json.loads(line) for blob in parts for line in blob.decode().splitlines() if line.strip()]
+    by_key = {_key(r["group"]): r for r in _records(output) + gathered}
+    order = [_key(g) for g, _ in groups]
+    if index == 0:
+        have = {_key(r["group"]) for r in _records(output)}
+        with _open_for_append(output) as fh:
+            _append(fh, [by_key[k] for k in order if k in by_key and k not in have])
+    return _frame([by_key[k] for k in order if k in by_key])

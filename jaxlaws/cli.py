@@ -6,6 +6,8 @@
     jaxlaws allocate fit.json --compute 1e21:1e25:9 [--unique 25e9]
     jaxlaws mix pools.json --sizes 12.8e6,12.8e6 --budgets 16e6:5e9:20 --plot pareto.png
     jaxlaws fit --data runs.csv --law chinchilla --columns N=params,D=tokens --target val_loss
+    jaxlaws fit --data runs.csv --law chinchilla --group-by ablation --output fits.jsonl \
+        [--coordinator HOST:PORT --num-processes P --process-id I | --distributed]
 
 A user mistake (a missing column, a NaN, an unknown law) prints one line on stderr and
 exits with status 2; it never shows a traceback. Rows of a CSV file are named by their line
@@ -60,7 +62,26 @@ def _starts(text: str):
         ) from None
 
 
+def _join_cluster(args) -> None:
+    """``--distributed`` or ``--coordinator/--num-processes/--process-id``: join a
+    multi-process JAX job before anything touches a device."""
+    explicit = [args.coordinator, args.num_processes, args.process_id]
+    if not args.distributed and all(v is None for v in explicit):
+        return
+    if not args.group_by:
+        raise ValueError("a distributed run shares the groups of --group-by between processes; give --group-by")
+    from jaxlaws.sharding import initialize
+
+    if args.distributed:
+        if any(v is not None for v in explicit):
+            raise ValueError("give --distributed (auto-detect) or --coordinator/--num-processes/--process-id")
+        initialize()
+    else:
+        initialize(args.coordinator, args.num_processes, args.process_id)
+
+
 def _fit(args) -> int:
+    _join_cluster(args)
     import jax
 
     import jaxlaws
@@ -144,8 +165,13 @@ def _fit_groups(args, table, law, common) -> int:
         chunk=args.chunk,
         **common,
     )
+    import jax
+
     counts = results["status"].value_counts().to_dict()
-    print(f"{len(results)} groups in {args.output}: {counts}")
+    if jax.process_index() == 0:
+        print(f"{len(results)} groups in {args.output}: {counts}")
+    else:
+        print(f"process {jax.process_index()}: its groups are in {args.output} (written by process 0)")
     return 0
 
 
@@ -258,6 +284,12 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--group-by", help="fit every group of these comma-separated columns, resumably")
     f.add_argument("--chunk", type=int, default=64, help="groups per batched call with --group-by")
     f.add_argument("--devices", type=int, help="local devices to shard the batch across (default: all)")
+    f.add_argument(
+        "--distributed", action="store_true", help="join a multi-host job, detected (SLURM, MPI, TPU)"
+    )
+    f.add_argument("--coordinator", help="multi-host job: HOST:PORT of process 0")
+    f.add_argument("--num-processes", type=int, help="multi-host job: number of processes")
+    f.add_argument("--process-id", type=int, help="multi-host job: this process's id, 0 to P-1")
     f.set_defaults(func=_fit)
     pl = sub.add_parser("plot", help="plot a saved fit against its data (PNG)")
     pl.add_argument("fit", help="a fit saved by `jaxlaws fit --output FIT.json`")

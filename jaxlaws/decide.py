@@ -375,12 +375,15 @@ def _mixture_objective(params, sizes, form, max_passes):
 
 @partial(jax.jit, static_argnames=("form", "max_passes", "max_steps"))
 def _optimize(params, sizes, n, starts, *, form, max_passes, max_steps):
-    error = _mixture_objective(params, sizes, form, max_passes)
+    """One independent problem per row: ``params`` (a leading batch axis on every field) at
+    budget ``n[i]``, so a sweep over budgets and parameter sets shards like any batch."""
 
-    def one_budget(nb):
+    def one(p, nb):
+        error = _mixture_objective(p, sizes, form, max_passes)
+
         def f(z):  # log error in softmax coordinates; log(y - d) is the smooth part of Eq. 3
             y = error(jax.nn.softmax(z), nb)
-            return jnp.log(y - params.d) if form == "paper" else jnp.log(y)
+            return jnp.log(y - p.d) if form == "paper" else jnp.log(y)
 
         fgh = solvers.newton_fgh(f)
         sol = jax.vmap(lambda z0: solvers.levenberg_marquardt(fgh, z0, max_steps=max_steps, ftol=1e-12))(
@@ -392,7 +395,7 @@ def _optimize(params, sizes, n, starts, *, form, max_passes, max_steps):
         topk = jax.vmap(lambda wk: error(wk, nb))(topk_weights(sizes.shape[-1]))
         return w, error(w, nb), topk, sol.steps[i]
 
-    return jax.vmap(one_budget)(n)
+    return jax.vmap(one)(params, n)
 
 
 def optimize_mixture(
@@ -405,6 +408,7 @@ def optimize_mixture(
     seed: int = 0,
     max_steps: int = 60,
     max_passes: int | None = None,
+    devices: int | None = None,
 ) -> MixtureDecision:
     """Sampling weights over pools that minimise the predicted error at each budget.
 
@@ -424,6 +428,8 @@ def optimize_mixture(
         n_random: random starts per budget (drawn from ``seed``).
         max_steps: solver steps per start.
         max_passes: passes summed exactly (default: enough for the largest budget).
+        devices: shard the (parameter set, budget) pairs across this many local devices
+            (default: all); results do not depend on the number.
 
     Returns:
         A :class:`MixtureDecision`: the best weights and error per budget, and the errors
@@ -432,6 +438,8 @@ def optimize_mixture(
     References:
         Goyal et al. 2024, Sections 4-5 (top-k pools); ``LAWS.md`` section 3.
     """
+    from jaxlaws.sharding import local_devices, map_batch, pad_batch
+
     sizes = jnp.asarray(sizes, jnp.float64)
     n = jnp.atleast_1d(jnp.asarray(n, jnp.float64))
     P = sizes.shape[-1]
@@ -444,20 +452,28 @@ def optimize_mixture(
     random = jnp.log(jnp.asarray(rng.dirichlet(np.ones(P), size=n_random)))
     starts = jnp.concatenate([deterministic, random])
     params = type(params)(*(jnp.asarray(v, jnp.float64) for v in params))
-    run = partial(_optimize, form=form, max_passes=int(max_passes), max_steps=int(max_steps))
-    if params.b.ndim == 2:  # a stack of parameter sets; shared fields broadcast to it
-        S = params.b.shape[0]
-        per_pool = {"a", "b", "tau"}
-        params = type(params)(
-            *(
-                v if v.ndim == (2 if name in per_pool else 1) else jnp.broadcast_to(v, (S, *v.shape))
-                for name, v in zip(params._fields, params)
-            )
+    stacked = params.b.ndim == 2  # a stack of parameter sets; shared fields broadcast to it
+    S = params.b.shape[0] if stacked else 1
+    per_pool = {"a", "b", "tau"}
+    params = type(params)(
+        *(
+            v if stacked and v.ndim == (2 if name in per_pool else 1) else jnp.broadcast_to(v, (S, *v.shape))
+            for name, v in zip(params._fields, params)
         )
-        w, err, topk, steps = jax.vmap(lambda p: run(p, sizes, n, starts))(params)
+    )
+    # one row per (parameter set, budget) pair, padded for the devices
+    B = n.shape[0]
+    devs = local_devices(devices)
+    rows = jax.tree_util.tree_map(lambda v: jnp.repeat(v, B, axis=0), params)
+    rows = jax.tree_util.tree_map(lambda v: pad_batch(v, len(devs))[0], rows)
+    n_rows = pad_batch(jnp.tile(n, S), len(devs))[0]
+    static = dict(form=form, max_passes=int(max_passes), max_steps=int(max_steps))
+    out = map_batch(_optimize, (rows, sizes, n_rows, starts), (True, False, True, False), devs, **static)
+    w, err, topk, steps = (jnp.reshape(a[: S * B], (S, B, *a.shape[1:])) for a in out)
+    if stacked:
         n = jnp.broadcast_to(n, err.shape)
     else:
-        w, err, topk, steps = run(params, sizes, n, starts)
+        w, err, topk, steps = w[0], err[0], topk[0], steps[0]
     return MixtureDecision(n, w, err, topk, jnp.argmin(topk, axis=-1) + 1, steps)
 
 

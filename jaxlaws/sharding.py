@@ -1,11 +1,15 @@
-"""Sharding the batch axis (starts, resamples, groups) across devices with ``jax.sharding``.
+"""Spreading batches of independent problems across devices and hosts.
 
-Batches of independent problems (bootstrap resamples, groups of a batch job) are padded
-to a multiple of the device count and split across a one-axis ``Mesh`` of the local
-devices with ``shard_map``: every device runs the same per-shard program, so the results
-do not depend on the number of devices; the padding is dropped. The starts of one fit stay
-on one device (screening ranks them jointly). Under ``jax.distributed.initialize()`` each
-host fits its own share of the groups (see the README).
+Devices: batches (bootstrap resamples, groups of a batch job, budgets and parameter sets
+of a mixture sweep) are padded to a multiple of the device count, at least two per device,
+and split across a one-axis ``Mesh`` of the local devices with ``shard_map``: every device
+runs the same per-shard program, so results do not depend on the number of devices; the
+padding is dropped. The starts of one fit stay on one device (screening ranks them jointly).
+
+Hosts: under ``jax.distributed.initialize()`` (see :func:`initialize`) every process takes
+its share of a batch job's groups (:func:`process_share`), fits it on its own local devices,
+and the finished results are gathered to every process (:func:`gather_bytes`, an all-gather
+over JAX's collectives) so that process 0 writes one output. No shared file system is needed.
 """
 
 from __future__ import annotations
@@ -17,7 +21,15 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
-__all__ = ["local_devices", "map_batch", "pad_batch"]
+__all__ = [
+    "gather_bytes",
+    "initialize",
+    "local_devices",
+    "map_batch",
+    "pad_batch",
+    "padded_size",
+    "process_share",
+]
 
 
 def local_devices(devices: int | None = None) -> list:
@@ -30,12 +42,23 @@ def local_devices(devices: int | None = None) -> list:
     return available[:devices]
 
 
-def pad_batch(x, multiple: int):
-    """Pad the leading axis of ``x`` to a multiple of ``multiple`` by repeating the last row.
+def padded_size(n: int, n_devices: int) -> int:
+    """The batch size ``n`` problems are padded to on ``n_devices`` devices: a multiple of
+    ``n_devices`` with at least two problems per device.
+
+    XLA compiles a batch of one differently from a larger batch (the batch axis is
+    squeezed), which changes results in the last bits; two or more per device keeps every
+    problem's arithmetic the same whatever the device count.
+    """
+    return n_devices * max(2, -(-int(n) // n_devices))
+
+
+def pad_batch(x, n_devices: int):
+    """Pad the leading axis of ``x`` to :func:`padded_size` by repeating the last row.
     Returns ``(padded, original_length)``."""
     x = jnp.asarray(x)
     n = x.shape[0]
-    pad = (-n) % multiple
+    pad = padded_size(n, n_devices) - n
     if pad == 0:
         return x, n
     return jnp.concatenate([x, jnp.repeat(x[-1:], pad, axis=0)]), n
@@ -63,3 +86,53 @@ def map_batch(solver, args: tuple, batched: tuple[bool, ...], devices: list, **s
         return solver(*args, **static)
     key = tuple(sorted(static.items()))
     return _sharded(solver, tuple(batched), tuple(devices), key)(*args)
+
+
+# ----------------------------------------------------------------------------------------
+# Several hosts (processes) under jax.distributed
+# ----------------------------------------------------------------------------------------
+
+
+def initialize(
+    coordinator: str | None = None, num_processes: int | None = None, process_id: int | None = None
+) -> tuple[int, int]:
+    """Join a multi-process JAX job (``jax.distributed.initialize``); returns
+    ``(process_index, process_count)``.
+
+    With no arguments JAX detects the cluster (SLURM, Open MPI, Cloud TPU, ...); otherwise
+    give all three: the coordinator's ``host:port`` (process 0's machine), the number of
+    processes and this one's id. Must run before any JAX computation in the process.
+    """
+    given = [v is not None for v in (coordinator, num_processes, process_id)]
+    if any(given) and not all(given):
+        raise ValueError("give all of coordinator, num_processes and process_id, or none (auto-detect)")
+    if all(given) and not 0 <= process_id < num_processes:
+        raise ValueError(f"process_id must be in [0, {num_processes}), got {process_id}")
+    try:
+        jax.distributed.initialize(
+            coordinator_address=coordinator, num_processes=num_processes, process_id=process_id
+        )
+    except RuntimeError as err:
+        raise ValueError(f"could not join the distributed job: {str(err).splitlines()[0]}") from None
+    return jax.process_index(), jax.process_count()
+
+
+def process_share(items: list) -> list:
+    """This process's share of ``items``: every ``process_count``-th, from its index (one
+    process gets them all). Every process must pass the same list in the same order."""
+    return list(items)[jax.process_index() :: jax.process_count()]
+
+
+def gather_bytes(blob: bytes) -> list[bytes]:
+    """Every process's ``blob``, in process order, on every process (a collective: all
+    processes must call it). One process: ``[blob]``."""
+    if jax.process_count() == 1:
+        return [blob]
+    from jax.experimental import multihost_utils
+
+    data = np.frombuffer(blob, dtype=np.uint8)
+    sizes = np.asarray(multihost_utils.process_allgather(np.array([data.size], np.int64))).ravel()
+    padded = np.zeros(max(int(sizes.max()), 1), np.uint8)
+    padded[: data.size] = data
+    rows = np.asarray(multihost_utils.process_allgather(padded))
+    return [rows[i, : int(k)].tobytes() for i, k in enumerate(sizes)]
