@@ -69,7 +69,7 @@ def _join_cluster(args) -> None:
     if not args.distributed and all(v is None for v in explicit):
         return
     if not args.group_by:
-        raise ValueError("a distributed run shares the groups of --group-by between processes; give --group-by")
+        raise ValueError("a distributed run shares out the groups of --group-by; give --group-by")
     from jaxlaws.sharding import initialize
 
     if args.distributed:

@@ -42,15 +42,17 @@ def local_devices(devices: int | None = None) -> list:
     return available[:devices]
 
 
+#: The fewest problems a device is given. XLA compiles very small batches differently from
+#: larger ones (a batch of one is squeezed; for the mixture solver's gradient batches of one
+#: or two differ from three or more), which changes results in the last bits; with at least
+#: this many per device a problem's result does not depend on how many share its batch.
+MIN_PER_DEVICE = 4
+
+
 def padded_size(n: int, n_devices: int) -> int:
     """The batch size ``n`` problems are padded to on ``n_devices`` devices: a multiple of
-    ``n_devices`` with at least two problems per device.
-
-    XLA compiles a batch of one differently from a larger batch (the batch axis is
-    squeezed), which changes results in the last bits; two or more per device keeps every
-    problem's arithmetic the same whatever the device count.
-    """
-    return n_devices * max(2, -(-int(n) // n_devices))
+    ``n_devices`` with at least :data:`MIN_PER_DEVICE` problems per device."""
+    return n_devices * max(MIN_PER_DEVICE, -(-int(n) // n_devices))
 
 
 def pad_batch(x, n_devices: int):
@@ -112,8 +114,9 @@ def initialize(
         jax.distributed.initialize(
             coordinator_address=coordinator, num_processes=num_processes, process_id=process_id
         )
-    except RuntimeError as err:
-        raise ValueError(f"could not join the distributed job: {str(err).splitlines()[0]}") from None
+    except (RuntimeError, ValueError) as err:
+        hint = "" if all(given) else " (no cluster detected: give coordinator, num_processes and process_id)"
+        raise ValueError(f"could not join the distributed job: {str(err).splitlines()[0]}{hint}") from None
     return jax.process_index(), jax.process_count()
 
 

@@ -32,6 +32,26 @@ def test_datasets_lists_the_bundled_tables(capsys):
         (["fit", "--dataset", "chinchilla-epoch", "--law", "kaplan"], "unknown law 'kaplan'"),
         (["fit", "--data", "/nonexistent.csv", "--law", "chinchilla"], "no such file: /nonexistent.csv"),
         (["fit", "--dataset", "chinchilla-epoch", "--starts", "lots"], "--starts must be"),
+        (["fit", "--dataset", "chinchilla-epoch", "--coordinator", "h:1"], "give --group-by"),
+        (
+            [
+                "fit",
+                "--dataset",
+                "chinchilla-epoch",
+                "--group-by",
+                "N",
+                "--output",
+                "o",
+                "--coordinator",
+                "h",
+            ],
+            "give all of coordinator, num_processes and process_id",
+        ),
+        (["fit", "--dataset", "chinchilla-epoch", "--devices", "0"], "devices must be between 1 and"),
+        (
+            ["fit", "--dataset", "chinchilla-epoch", "--group-by", "N", "--output", "o", "--distributed"],
+            "could not join the distributed job",
+        ),
     ],
 )
 def test_user_mistakes_are_one_line_errors(argv, message, capsys):
