@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -61,12 +62,9 @@ def main() -> None:
         import jax
 
         if jax.default_backend() == "cpu" and len(jax.local_devices()) < FORCED:
-            env = {
-                **os.environ,
-                "JAXLAWS_BENCH_CHILD": "1",
-                "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={FORCED}",
-            }
-            sys.exit(os.spawnve(os.P_WAIT, sys.executable, [sys.executable, *sys.argv], env))
+            flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={FORCED}"
+            env = {**os.environ, "JAXLAWS_BENCH_CHILD": "1", "XLA_FLAGS": flags}
+            sys.exit(subprocess.run([sys.executable, *sys.argv], env=env).returncode)
 
     import jax
 
@@ -85,32 +83,31 @@ def main() -> None:
     table = jaxlaws.datasets.load("chinchilla-epoch", subset="standard")
     point = jaxlaws.fit("chinchilla", table)
     tmp = tempfile.mkdtemp()
-    print("| workload | batch | " + " | ".join(f"{d} device{'s' * (d > 1)}: fits/s" for d in counts) + " | ratio |")
+
+    def runner(workload: str, B: int, d: int):
+        """A call that fits ``B`` problems on ``d`` devices (``tag`` names its output)."""
+        if workload == "batch job":
+            data = _groups(B)
+            return lambda tag: fit_groups(
+                "chinchilla", data, "g", os.path.join(tmp, f"{tag}-{B}-{d}.jsonl"),
+                starts=16, chunk=B, devices=d, progress=False,
+            )  # fmt: skip
+        key = jax.random.key(0)
+        return lambda tag: jaxlaws.bootstrap(key, "chinchilla", table, B, point=point, devices=d)
+
+    header = " | ".join(f"{d} device{'s' * (d > 1)}: fits/s" for d in counts)
+    print(f"| workload | batch | {header} | ratio |")
     print("|---|---|" + "---|" * len(counts) + "---|")
     for workload in ("batch job", "bootstrap"):
         for B in batches:
             rates = []
             for d in counts:
-                if workload == "batch job":
-                    data = _groups(B)
-
-                    def run(tag, data=data, d=d):
-                        out = os.path.join(tmp, f"{tag}-{B}-{d}.jsonl")
-                        fit_groups(
-                            "chinchilla", data, "g", out, starts=16, chunk=B, devices=d, progress=False
-                        )
-
-                else:
-
-                    def run(tag, d=d):
-                        jaxlaws.bootstrap(jax.random.key(0), "chinchilla", table, B, point=point, devices=d)
-
+                run = runner(workload, B, d)
                 run("warm")
-                best = min(_timed(lambda i=i: run(f"t{i}")) for i in range(args.repeats))
+                best = min(_timed(lambda i=i, run=run: run(f"t{i}")) for i in range(args.repeats))
                 rates.append(B / best)
-            ratio = rates[-1] / rates[0]
             cells = " | ".join(f"{r:,.0f}" for r in rates)
-            print(f"| {workload} | {B} | {cells} | {ratio:.2f}x |", flush=True)
+            print(f"| {workload} | {B} | {cells} | {rates[-1] / rates[0]:.2f}x |", flush=True)
 
 
 if __name__ == "__main__":

@@ -145,7 +145,8 @@ def fit_groups(
         chunk: groups per batched call (the last chunk is padded, so all calls share shapes).
         progress: show a progress bar on stderr.
         devices: shard each chunk's groups across this many local devices (default: all;
-            the chunk is rounded up to a multiple of their number).
+            the chunk is rounded up to a multiple of their number, at least 4 per device:
+            :func:`jaxlaws.sharding.padded_size`).
 
     Returns:
         All results in ``output`` (this run's and earlier runs'), one row per group; on
