@@ -1,6 +1,7 @@
 """The command line: the README's main job, and one-line errors for user mistakes."""
 
 import json
+import os
 
 import pytest
 
@@ -54,7 +55,9 @@ def test_datasets_lists_the_bundled_tables(capsys):
         ),
     ],
 )
-def test_user_mistakes_are_one_line_errors(argv, message, capsys):
+def test_user_mistakes_are_one_line_errors(argv, message, capsys, monkeypatch):
+    for var in [v for v in os.environ if v.startswith(("SLURM_", "OMPI_"))]:
+        monkeypatch.delenv(var)  # --distributed must find no cluster, even on a cluster
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("jaxlaws: error:") and message in err

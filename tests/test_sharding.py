@@ -113,16 +113,24 @@ def _groups(n_groups=11, seed=0) -> pd.DataFrame:
     return pd.concat(tables, ignore_index=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _free_port(base: int = 0, span: int = 1) -> int:
+    """A free local port: any (``span`` 1), or one of ``base .. base + span - 1``."""
+    for port in np.random.default_rng().permutation(span) + base:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", int(port)))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise RuntimeError("no free port")
 
 
-def test_two_hosts_gather_one_output_equal_to_one_device(tmp_path):
-    """The README's worked example: two processes (2 CPU devices each) join one job with
-    --coordinator; each fits its share of 11 groups and process 0 writes one output, equal
-    to a one-device fit. Process 1 resumes from a part file an interruption left behind."""
+@pytest.mark.parametrize("launch", ["coordinator", "slurm"])
+def test_two_hosts_gather_one_output_equal_to_one_device(tmp_path, launch):
+    """The README's worked example: two processes (2 CPU devices each) join one job, named
+    by --coordinator or detected from SLURM's variables with --distributed; each fits its
+    share of 11 groups and process 0 writes one output, equal to a one-device fit. Process 1
+    resumes from a part file an interruption left behind."""
     csv = tmp_path / "runs.csv"
     _groups().to_csv(csv, index=False)
     ref_path = tmp_path / "ref.jsonl"
@@ -132,41 +140,24 @@ def test_two_hosts_gather_one_output_equal_to_one_device(tmp_path):
     out = tmp_path / "fits.jsonl"
     # process 1's share is a01, a03, ..., a09: a01 finished, a03 was cut mid-line
     lines = ref_path.read_text().splitlines()
-    part1 = part_path(out, 1, 2)
-    with open(part1, "w") as fh:
-        fh.write(lines[1] + "\n" + lines[3][:40])
-    port = _free_port()
+    Path(part_path(out, 1, 2)).write_text(lines[1] + "\n" + lines[3][:40])
+    command = [sys.executable, "-m", "jaxlaws", "fit", "--data", str(csv), "--law", "chinchilla"]
+    command += ["--group-by", "ablation", "--output", str(out), "--starts", "8", "--chunk", "3"]
+    if launch == "coordinator":
+        port = _free_port()
+        flags = [
+            [f"--coordinator=127.0.0.1:{port}", "--num-processes=2", f"--process-id={i}"] for i in range(2)
+        ]
+        envs = [_env(2)] * 2
+    else:  # JAX puts SLURM's coordinator on port 61440 + job id % 4096 of the first node
+        job = _free_port(61440, 4096) - 61440
+        flags = [["--distributed"]] * 2
+        slurm = dict(SLURM_JOB_ID=str(job), SLURM_STEP_NODELIST="localhost", SLURM_NTASKS="2")
+        envs = [{**_env(2), **slurm, "SLURM_PROCID": str(i), "SLURM_LOCALID": str(i)} for i in range(2)]
     procs = [
         subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "jaxlaws",
-                "fit",
-                "--data",
-                str(csv),
-                "--law",
-                "chinchilla",
-                "--group-by",
-                "ablation",
-                "--output",
-                str(out),
-                "--starts",
-                "8",
-                "--chunk",
-                "3",
-                "--coordinator",
-                f"127.0.0.1:{port}",
-                "--num-processes",
-                "2",
-                "--process-id",
-                str(i),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=_env(2),
-        )  # fmt: skip
+            command + flags[i], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=envs[i]
+        )
         for i in range(2)
     ]
     results = [p.communicate(timeout=600) for p in procs]
