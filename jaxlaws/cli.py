@@ -240,7 +240,7 @@ def _mix(args) -> int:
     sizes = np.array(_floats(args.sizes, "--sizes"))
     if sizes.shape[0] != np.shape(saved.params.b)[-1]:
         raise ValueError(f"--sizes has {sizes.shape[0]} pools; the fit has {np.shape(saved.params.b)[-1]}")
-    dec = optimize_mixture(saved.params, sizes, _budgets(args.budgets, "--budgets"))
+    dec = optimize_mixture(saved.params, sizes, _budgets(args.budgets, "--budgets"), devices=args.devices)
     names = args.names.split(",") if args.names else None
     _write_table(dec.frame(names), args.output)
     if args.plot:
@@ -308,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--names", help="pool names, comma-separated")
     m.add_argument("--output", help="write the table as CSV")
     m.add_argument("--plot", help="write the Pareto frontier as PNG")
+    m.add_argument("--devices", type=int, help="local devices to shard the budgets across (default: all)")
     m.set_defaults(func=_mix)
     d = sub.add_parser("datasets", help="list the bundled datasets")
     d.set_defaults(func=_datasets)

@@ -429,7 +429,8 @@ def optimize_mixture(
         max_steps: solver steps per start.
         max_passes: passes summed exactly (default: enough for the largest budget).
         devices: shard the (parameter set, budget) pairs across this many local devices
-            (default: all); results do not depend on the number.
+            (default: all); results agree to rounding whatever the number
+            (:mod:`jaxlaws.sharding`).
 
     Returns:
         A :class:`MixtureDecision`: the best weights and error per budget, and the errors

@@ -196,6 +196,8 @@ def test_allocate_and_mix_from_saved_fits(tmp_path, capsys):
                 str(out),
                 "--plot",
                 str(png),
+                "--devices",
+                "1",
             ]
         )
         == 0
