@@ -1,6 +1,7 @@
-"""Sharded batches equal single-device results exactly: 4 forced CPU devices in one process,
-and 2 processes with 2 devices each under ``jax.distributed`` (subprocesses, because the
-device count is fixed when JAX starts)."""
+"""Sharded batches equal single-device results: fits of groups and resamples to the last bit,
+mixture sweeps to rounding. On 4 forced CPU devices in one process, and on 2 processes with
+2 devices each under ``jax.distributed`` (subprocesses, because the device count is fixed
+when JAX starts)."""
 
 import json
 import os
