@@ -106,6 +106,32 @@ class _State(NamedTuple):
     status: jnp.ndarray
 
 
+def cholesky_solve(A, b):
+    """Solve ``A x = b`` for a small symmetric positive-definite ``A`` by Cholesky, written
+    out in elementwise JAX operations (``P`` is the static size of ``b``).
+
+    Not ``jnp.linalg.cholesky``: on CPU that calls a LAPACK kernel which, batched, waits for
+    work it queued on XLA's intra-op thread pool. When several devices share the pool (forced
+    host devices under ``shard_map``), every thread can end up waiting, and the process hangs.
+    For the few parameters of a law the written-out factorisation is also cheaper under
+    ``vmap``. Where ``A`` is not positive definite the result is not finite.
+    """
+    P = b.shape[-1]
+    L = [[None] * P for _ in range(P)]
+    for j in range(P):
+        s = A[j, j] - sum(L[j][k] * L[j][k] for k in range(j))
+        L[j][j] = jnp.sqrt(s)
+        for i in range(j + 1, P):
+            L[i][j] = (A[i, j] - sum(L[i][k] * L[j][k] for k in range(j))) / L[j][j]
+    y = [None] * P
+    for i in range(P):
+        y[i] = (b[i] - sum(L[i][k] * y[k] for k in range(i))) / L[i][i]
+    x = [None] * P
+    for i in reversed(range(P)):
+        x[i] = (y[i] - sum(L[k][i] * x[k] for k in range(i + 1, P))) / L[i][i]
+    return jnp.stack(x)
+
+
 def _all_finite(*xs):
     return jnp.all(jnp.array([jnp.all(jnp.isfinite(x)) for x in xs]))
 
@@ -145,8 +171,7 @@ def levenberg_marquardt(fgh: Callable, x0, *, max_steps: int, ftol=1e-13, gtol=1
         diag = jnp.abs(jnp.diag(s.H))
         scale = jnp.maximum(diag, 1e-12 * jnp.max(diag) + 1e-300)
         A = s.H + s.lam * scale * eye
-        L = jnp.linalg.cholesky(A)
-        d = jax.scipy.linalg.cho_solve((L, True), -s.g)
+        d = cholesky_solve(A, -s.g)
         factored = jnp.all(jnp.isfinite(d))
         d = jnp.where(factored, d, 0.0)
         predicted = -(s.g @ d + 0.5 * d @ (s.H @ d))
@@ -186,8 +211,7 @@ def levenberg_marquardt(fgh: Callable, x0, *, max_steps: int, ftol=1e-13, gtol=1
     # A stall is a minimum when the gradient is negligible or when the undamped quadratic
     # model predicts a negligible decrease (a minimum of very high curvature).
     diag = jnp.abs(jnp.diag(s.H))
-    Lu = jnp.linalg.cholesky(s.H + 1e-10 * jnp.maximum(diag, 1e-300) * eye)
-    left = 0.5 * s.g @ jax.scipy.linalg.cho_solve((Lu, True), s.g)
+    left = 0.5 * s.g @ cholesky_solve(s.H + 1e-10 * jnp.maximum(diag, 1e-300) * eye, s.g)
     flat = (jnp.max(jnp.abs(s.g)) <= gtol * (1.0 + jnp.abs(s.f))) | (
         jnp.isfinite(left) & (left <= ftol * jnp.abs(s.f))
     )

@@ -173,3 +173,25 @@ def test_two_hosts_gather_one_output_equal_to_one_device(tmp_path, launch):
     parts = [Path(part_path(out, i, 2)).read_text().splitlines() for i in range(2)]
     shares = [[json.loads(line)["group"] for line in part] for part in parts]
     assert shares == [[f"a{g:02d}" for g in range(0, 11, 2)], [f"a{g:02d}" for g in range(1, 11, 2)]]
+
+
+def test_full_start_grid_on_several_cpu_devices_does_not_hang(tmp_path):
+    """Hoffmann's 4500-start grid on 2 CPU devices sharing the machine's thread pool: with
+    LAPACK's batched Cholesky every pool thread waited on work queued behind it and the job
+    hung (found by a new user; 3 of 3 runs on 2 cores). The solver's own Cholesky cannot."""
+    code = textwrap.dedent(
+        f"""
+        import pandas as pd
+        from jaxlaws.batch import fit_groups
+        data = pd.read_csv({str(tmp_path / "runs.csv")!r})
+        out = {str(tmp_path / "out.jsonl")!r}
+        res = fit_groups("chinchilla", data, "ablation", out, chunk=4, progress=False)
+        print(len(res), sorted(set(res.status)))
+        """
+    )
+    _groups(4).to_csv(tmp_path / "runs.csv", index=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=_env(2), timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split()[0] == "4"

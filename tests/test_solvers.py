@@ -53,3 +53,22 @@ def test_multistart_reports_every_start(polish):
     if polish is not None:
         assert (status == solvers.SCREENED).sum() == 2
     assert np.nanmin(np.asarray(sol.f)) < 1e-20
+
+
+@pytest.mark.parametrize("P", [1, 2, 5, 13])
+def test_cholesky_solve_matches_numpy(P):
+    rng = np.random.default_rng(P)
+    M = rng.normal(size=(P, P))
+    A = M @ M.T + P * np.eye(P)
+    b = rng.normal(size=P)
+    x = solvers.cholesky_solve(jnp.asarray(A), jnp.asarray(b))
+    np.testing.assert_allclose(np.asarray(x), np.linalg.solve(A, b), rtol=1e-12, atol=1e-12)
+    # batched like the solver uses it
+    xs = jax.vmap(solvers.cholesky_solve)(jnp.stack([A, 2 * A]), jnp.stack([b, b]))
+    np.testing.assert_allclose(np.asarray(xs[1]), np.linalg.solve(2 * A, b), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("A", [[[1.0, 2.0], [2.0, 1.0]], [[0.0, 0.0], [0.0, 1.0]], [[-1.0, 0.0], [0.0, 1.0]]])
+def test_cholesky_solve_is_not_finite_where_not_positive_definite(A):
+    x = solvers.cholesky_solve(jnp.asarray(A), jnp.ones(2))
+    assert not np.all(np.isfinite(np.asarray(x)))
