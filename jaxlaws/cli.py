@@ -76,6 +76,8 @@ def _join_cluster(args) -> None:
         if any(v is not None for v in explicit):
             raise ValueError("give --distributed (auto-detect) or --coordinator/--num-processes/--process-id")
         initialize()
+    elif any(v is None for v in explicit):
+        raise ValueError("give all of --coordinator HOST:PORT, --num-processes P and --process-id I")
     else:
         initialize(args.coordinator, args.num_processes, args.process_id)
 

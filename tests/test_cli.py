@@ -46,7 +46,7 @@ def test_datasets_lists_the_bundled_tables(capsys):
                 "--coordinator",
                 "h",
             ],
-            "give all of coordinator, num_processes and process_id",
+            "give all of --coordinator HOST:PORT, --num-processes P and --process-id I",
         ),
         (["fit", "--dataset", "chinchilla-epoch", "--devices", "0"], "devices must be between 1 and"),
         (
