@@ -116,7 +116,10 @@ def test_a_killed_batch_job_restarts_where_it_stopped(tmp_path):
     results = read_results(out)
     assert len(results) == 1000
     assert sorted(results.group) == list(range(1000))  # each group exactly once
-    assert (results.status == "converged").mean() > 0.95
+    # real fits: 95-96% of these 8-run groups converge from 16 random starts (958 and 950 of
+    # 1000 with LAPACK's and the written-out Cholesky); the rest stop on a flat ridge
+    assert (results.status == "converged").mean() > 0.9
+    assert results.value.median() < 2e-5  # the noise floor: 8 runs at 0.5% noise
 
 
 def test_saved_fit_reproduces_predictions_and_plots(tmp_path, capsys):
