@@ -30,6 +30,7 @@ from jaxlaws.laws import (
     effective_data,
     filtering_mixture,
 )
+from jaxlaws.sharding import local_devices, map_batch, pad_batch
 
 __all__ = [
     "allocate",
@@ -439,8 +440,6 @@ def optimize_mixture(
     References:
         Goyal et al. 2024, Sections 4-5 (top-k pools); ``LAWS.md`` section 3.
     """
-    from jaxlaws.sharding import local_devices, map_batch, pad_batch
-
     sizes = jnp.asarray(sizes, jnp.float64)
     n = jnp.atleast_1d(jnp.asarray(n, jnp.float64))
     P = sizes.shape[-1]

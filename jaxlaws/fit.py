@@ -27,6 +27,7 @@ from jaxlaws._constraints import Constraint
 from jaxlaws.data import LawData, prepare
 from jaxlaws.laws import Law, get
 from jaxlaws.objectives import Objective, get_objective
+from jaxlaws.sharding import local_devices, map_batch, pad_batch
 
 __all__ = ["fit", "FitResult", "ConvergenceWarning", "Layout", "make_starts"]
 
@@ -439,13 +440,11 @@ class _Problem:
     ) -> solvers.Solution:
         """Run the compiled multi-start solve; ``weights`` ``(R, n)`` solves ``R`` resamples.
 
-        Resamples are split across ``devices`` (all local devices by default), padded to a
-        multiple of their number; the padding is dropped. The starts of one table stay on
-        one device: screening ranks them jointly.
+        Resamples are split across the first ``devices`` local devices (all by default),
+        padded to :func:`~jaxlaws.sharding.padded_size`; the padding is dropped. The starts
+        of one table stay on one device: screening ranks them jointly.
         """
-        from jaxlaws.sharding import local_devices, map_batch, pad_batch
-
-        devices = local_devices() if devices is None else devices
+        devices = local_devices(devices)
         inputs, y, w, frozen_values, delta = self.args()
         static = self.static(screen_steps, polish, max_steps)
         ftol = jnp.asarray(ftol, jnp.float64)
@@ -625,15 +624,13 @@ def fit(
         frozen=frozen,
     )
     x0s = make_starts(prob.law, prob.layout, starts, seed=seed, init=prob.init)
-    from jaxlaws.sharding import local_devices
-
     sol = prob.solve(
         x0s,
         ftol=ftol,
         screen_steps=screen_steps,
         polish=polish,
         max_steps=max_steps,
-        devices=local_devices(devices),
+        devices=devices,
     )
     return _result(prob, sol, basin_rtol)
 

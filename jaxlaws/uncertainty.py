@@ -222,8 +222,6 @@ def bootstrap(
     else:
         x0s = make_starts(prob.law, prob.layout, starts, seed=seed, init=prob.init)
     weights = resample_weights(key, len(prob.data), int(n_resamples))
-    from jaxlaws.sharding import local_devices
-
     sol = prob.solve(
         x0s,
         weights=weights,
@@ -231,7 +229,7 @@ def bootstrap(
         screen_steps=screen_steps,
         polish=polish,
         max_steps=max_steps,
-        devices=local_devices(devices),
+        devices=devices,
     )
     f = np.asarray(sol.f)
     f_masked = np.where(np.isfinite(f), f, np.inf)

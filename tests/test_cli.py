@@ -4,6 +4,7 @@ import json
 import os
 
 import pytest
+from synthetic import chinchilla_groups
 
 from jaxlaws.cli import main
 
@@ -72,20 +73,6 @@ def test_bad_rows_in_a_csv_are_named(tmp_path, capsys):
     assert "column 'tokens', row 3: 'oops' is not a number" in capsys.readouterr().err
 
 
-def _many_groups(path, n_groups=1000, seed=0):
-    import numpy as np
-    import pandas as pd
-
-    rng = np.random.default_rng(seed)
-    N = np.geomspace(1e7, 1e10, 8)
-    rows = []
-    for g in range(n_groups):
-        D = 20 * N * rng.uniform(0.5, 2, N.size)
-        L = (1.8 + 480 / N**0.35 + 2100 / D**0.37) * np.exp(rng.normal(0, 0.005, N.size))
-        rows.append(pd.DataFrame({"run": g, "N": N, "D": D, "loss": L}))
-    pd.concat(rows).to_csv(path, index=False)
-
-
 def test_a_killed_batch_job_restarts_where_it_stopped(tmp_path):
     """1000 groups; kill the job after some chunks, restart: every group fitted exactly once."""
     import os
@@ -97,7 +84,7 @@ def test_a_killed_batch_job_restarts_where_it_stopped(tmp_path):
     from jaxlaws.batch import read_results
 
     csv, out = tmp_path / "runs.csv", tmp_path / "fits.jsonl"
-    _many_groups(csv)
+    chinchilla_groups(1000).to_csv(csv, index=False)
     cmd = [sys.executable, "-m", "jaxlaws", "fit", "--data", str(csv), "--law", "chinchilla"]
     cmd += ["--group-by", "run", "--starts", "16", "--chunk", "50", "--output", str(out)]
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}

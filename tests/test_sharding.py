@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from synthetic import chinchilla_groups
 
 from jaxlaws.batch import fit_groups, part_path, read_results
 from jaxlaws.sharding import padded_size
@@ -46,14 +47,7 @@ SCRIPT = textwrap.dedent(
         for name, params, budgets in sweeps:
             dec = optimize_mixture(params, np.full(4, 12.8e6), budgets, devices=d, n_random=4)
             out[f"mix{d}_{name}"] = {k: np.asarray(v).ravel().tolist() for k, v in dec._asdict().items()}
-    rng = np.random.default_rng(0)
-    N = np.geomspace(1e7, 1e10, 8)
-    tables = []
-    for g in range(10):
-        D = 20 * N * rng.uniform(0.5, 2, 8)
-        loss = (1.8 + 480 / N**0.35 + 2100 / D**0.37) * np.exp(rng.normal(0, 0.005, 8))
-        tables.append(pd.DataFrame({"g": g, "N": N, "D": D, "loss": loss}))
-    data = pd.concat(tables)
+    data = pd.read_csv(f"{OUT}/groups.csv")  # 10 groups, column g
     for d in (1, 4):
         for chunk in (3, 8):  # chunks become 4 on 1 device, 16 on 4 devices
             res = fit_groups(
@@ -75,6 +69,7 @@ def _env(devices: int) -> dict:
 
 
 def test_sharded_equals_single_device(tmp_path):
+    chinchilla_groups(10, by="g").to_csv(tmp_path / "groups.csv", index=False)
     code = f"OUT = {str(tmp_path)!r}\n" + SCRIPT
     proc = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=_env(4), timeout=900
@@ -103,15 +98,8 @@ def test_padded_size_is_a_multiple_with_the_minimum_per_device(n, devices, size)
     assert padded_size(n, devices) == size
 
 
-def _groups(n_groups=11, seed=0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    N = np.geomspace(1e7, 1e10, 8)
-    tables = []
-    for g in range(n_groups):
-        D = 20 * N * rng.uniform(0.5, 2, 8)
-        loss = (1.8 + 480 / N**0.35 + 2100 / D**0.37) * np.exp(rng.normal(0, 0.005, 8))
-        tables.append(pd.DataFrame({"ablation": f"a{g:02d}", "N": N, "D": D, "loss": loss}))
-    return pd.concat(tables, ignore_index=True)
+def _groups(n_groups=11) -> pd.DataFrame:
+    return chinchilla_groups(n_groups, by="ablation", label=lambda g: f"a{g:02d}")
 
 
 def _free_port(base: int = 0, span: int = 1) -> int:
