@@ -27,22 +27,13 @@ import pandas as pd
 
 from jaxlaws import solvers
 from jaxlaws.data import prepare
-from jaxlaws.fit import _STATIC, _solve, make_starts, setup
 from jaxlaws.laws import Law, get
+from jaxlaws.objectives import get_objective
+from jaxlaws.problem import plan_for, program, setup
 from jaxlaws.sharding import gather_bytes, local_devices, map_batch, padded_size, process_share
+from jaxlaws.starts import make_starts
 
 __all__ = ["fit_groups", "read_results"]
-
-
-def _solve_groups(x0s, inputs, y, weights, frozen_values, delta, ftol, **static):
-    def one(inp, yy, w):
-        return _solve(x0s, inp, yy, w, frozen_values, delta, ftol, **static)
-
-    return jax.vmap(one)(inputs, y, weights)
-
-
-#: Many tables of one shape: inputs, targets and weights with a leading group axis.
-solve_groups = jax.jit(_solve_groups, static_argnames=_STATIC)
 
 
 def _plain(group):
@@ -119,12 +110,13 @@ def fit_groups(
     target: str | None = None,
     objective: str = "huber",
     delta: float = 1e-3,
-    starts: Any = "grid",
+    starts: Any = None,
     seed: int = 0,
     init=None,
     frozen=None,
-    polish: int | None = 32,
-    screen_steps: int = 5,
+    output_weights=None,
+    polish: int | str | None = "adaptive",
+    screen_steps: int | None = None,
     max_steps: int = 500,
     ftol: float = 1e-13,
     chunk: int = 64,
@@ -134,9 +126,10 @@ def fit_groups(
     """Fit ``law`` to every group of ``data`` (grouped by ``by``), ``chunk`` groups per call.
 
     Args:
-        law, columns, target, objective, delta, starts, seed, init, frozen, polish,
-            screen_steps, max_steps, ftol: as for :func:`jaxlaws.fit` (the same starts for
-            every group).
+        law, columns, target, objective, delta, starts, seed, init, frozen,
+            output_weights, polish, screen_steps, max_steps, ftol: as for
+            :func:`jaxlaws.fit` (the same starts for every group; each group's polishing
+            widens on its own results only).
         by: the column(s) that name the groups.
         output: a JSON-lines file; one line per fitted group is appended as soon as its
             chunk finishes. Groups already in it are skipped (resume after interruption).
@@ -167,30 +160,50 @@ def fit_groups(
     done = {_key(r["group"]) for r in _records(output) + (_records(part_file) if count > 1 else [])}
     share = process_share(groups)  # the same groups on every run of this process
     todo = [(g, df) for g, df in share if _key(g) not in done]
-    common = dict(columns=columns, target=target, objective=objective, delta=delta, init=init, frozen=frozen)
+    common = dict(
+        columns=columns,
+        target=target,
+        objective=objective,
+        delta=delta,
+        init=init,
+        frozen=frozen,
+        output_weights=output_weights,
+    )
     # validate every group up front: a bad row stops the job before any fitting
+    positive = get_objective(objective).space == "log"
     for g, df in groups:
         try:
-            prepare(law, df, columns=columns, target=target)
+            prepare(law, df, columns=columns, target=target, positive_target=positive)
         except ValueError as err:
             raise ValueError(f"group {g!r}: {err}") from None
     n_max = max(len(df) for _, df in groups)
     template = setup(law, data, **common)  # options such as max_passes fit every group
-    if template.layout.size > min(len(df) for _, df in groups):
+    k_out = template.data.n_outputs
+    if template.layout.size > min(len(df) for _, df in groups) * k_out:
         small = min(groups, key=lambda t: len(t[1]))
         raise ValueError(
             f"group {small[0]!r} has {len(small[1])} rows, fewer than the "
             f"{template.layout.size} free parameters"
         )
     x0s = jnp.asarray(make_starts(template.law, template.layout, starts, seed=seed, init=template.init))
-    static = template.static(screen_steps, polish, max_steps)
-    frozen_values = tuple(jnp.asarray(v, jnp.float64) for v in template.frozen_values)
+    plan = plan_for(
+        x0s.shape[0],
+        chunk // len(devs),
+        n_max * k_out,
+        template.layout.size,
+        polish=polish,
+        screen_steps=screen_steps,
+        max_steps=max_steps,
+        certify=template.objective.polish == "newton",
+    )
+    static = template.static(plan, (True, True, True))
+    _, _, _, out_w, frozen_values, delta_arr = template.args()
 
     def padded(df):
-        d = prepare(law, df, columns=columns, target=target)
+        d = prepare(law, df, columns=columns, target=target, positive_target=positive)
         pad = n_max - len(d)
         inputs = tuple(np.concatenate([a, np.repeat(a[-1:], pad, axis=0)]) for a in d.inputs)
-        y = np.concatenate([d.y, np.repeat(d.y[-1:], pad)])
+        y = np.concatenate([d.y, np.repeat(d.y[-1:], pad, axis=0)])
         w = np.concatenate([np.ones(len(d)), np.zeros(pad)])
         return inputs, y, w
 
@@ -213,12 +226,13 @@ def fit_groups(
                 tuple(jnp.asarray(v) for v in inputs),
                 jnp.asarray(y),
                 jnp.asarray(w),
+                out_w,
                 frozen_values,
-                jnp.asarray(delta, jnp.float64),
+                delta_arr,
                 jnp.asarray(ftol, jnp.float64),
             )
-            batched = (False, True, True, True, False, False, False)
-            sol = jax.device_get(map_batch(solve_groups, args, batched, devs, **static))
+            batched = (False, True, True, True, False, False, False, False)
+            sol = jax.device_get(map_batch(program, args, batched, devs, **static))
             records = []
             for i, (g, df) in enumerate(part):
                 f = np.where(np.isfinite(sol.f[i]), sol.f[i], np.inf)

@@ -8,27 +8,29 @@ a traceback from inside JAX.
 from __future__ import annotations
 
 import difflib
+import fnmatch
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from jaxlaws import domains as _domains
 from jaxlaws.laws._law import Law
 
-__all__ = ["LawData", "prepare", "mixture_inputs"]
-
-#: Inputs that may be zero (a pool left out of a mixture); all others must be positive.
-NONNEGATIVE_INPUTS = frozenset({"weights"})
+__all__ = ["LawData", "prepare", "mixture_inputs", "fitted_input_columns"]
 
 
 class LawData:
-    """Validated inputs and target of one table, as float64 NumPy arrays.
+    """Validated inputs and target of one table, as NumPy arrays.
 
     Attributes:
-        inputs: tuple of arrays in the law's input order.
-        y: the target, shape ``(n,)``.
-        columns: the table columns used for each law input, and for the target.
+        inputs: tuple of arrays in the law's input order (float64; int64 for ``index``
+            inputs); a vector input (proportions, per-pool sizes) has shape ``(n, k)``.
+        y: the target, shape ``(n,)``, or ``(n, k)`` for a law with ``k`` outputs (``None``
+            when no target was asked for).
+        columns: the table column(s) used for each law input, and for the target (a list
+            where several columns make one input or the target).
         index: the table's row labels (for messages and for joining results back).
     """
 
@@ -39,11 +41,16 @@ class LawData:
         self.index = index
 
     def __len__(self) -> int:
-        return int(self.y.shape[0])
+        return len(self.index)
+
+    @property
+    def n_outputs(self) -> int:
+        """Target columns: 1 for a scalar target."""
+        return 1 if self.y is None or self.y.ndim == 1 else int(self.y.shape[1])
 
 
 def _column_error(name: str, role: str, available) -> ValueError:
-    close = difflib.get_close_matches(name, [str(c) for c in available], n=1)
+    close = difflib.get_close_matches(str(name), [str(c) for c in available], n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     return ValueError(
         f"missing column {name!r} for {role}{hint}; the table has columns {[str(c) for c in available]}"
@@ -66,106 +73,137 @@ def _as_float(values, column: str, index) -> np.ndarray:
     return out.reshape(arr.shape)
 
 
-def _check_values(arr: np.ndarray, column: str, index, *, positive: bool, nonnegative: bool):
-    rows = arr.reshape(arr.shape[0], -1)
-    bad = ~np.isfinite(rows)
-    if bad.any():
-        i = int(np.argwhere(bad)[0][0])
-        raise ValueError(
-            f"column {column!r}, row {index[i]!r}: value {float(rows[i][bad[i]][0])!r} is not finite"
-        )
-    if positive and (rows <= 0).any():
-        i = int(np.argwhere(rows <= 0)[0][0])
-        raise ValueError(
-            f"column {column!r}, row {index[i]!r}: value {float(rows[i][rows[i] <= 0][0])!r} must be positive"
-        )
-    if nonnegative and (rows < 0).any():
-        i = int(np.argwhere(rows < 0)[0][0])
-        raise ValueError(
-            f"column {column!r}, row {index[i]!r}: value {float(rows[i][rows[i] < 0][0])!r} "
-            "must be non-negative"
-        )
+def _names(spec, available, role: str) -> list[str] | str:
+    """Resolve a column spec: a name, a list of names, or a glob (``"p_*"``), in table order."""
+    if isinstance(spec, list | tuple):
+        if not spec:
+            raise ValueError(f"no columns given for {role}")
+        for c in spec:
+            if c not in available:
+                raise _column_error(c, role, available)
+        return [str(c) for c in spec]
+    if spec in available:
+        return spec
+    if isinstance(spec, str) and any(ch in spec for ch in "*?["):
+        hits = [str(c) for c in available if fnmatch.fnmatchcase(str(c), spec)]
+        if not hits:
+            raise ValueError(
+                f"no column matches {spec!r} for {role}; the table has columns {[str(c) for c in available]}"
+            )
+        return hits
+    raise _column_error(spec, role, available)
 
 
 def prepare(
     law: Law,
     data: pd.DataFrame | Mapping[str, Any],
     *,
-    columns: Mapping[str, str] | None = None,
-    target: str | None = None,
+    columns: Mapping[str, Any] | None = None,
+    target: str | list[str] | None = None,
     positive_target: bool = True,
+    require_target: bool = True,
 ) -> LawData:
-    """Pick and validate the columns a law needs.
+    """Pick and validate the columns a law needs, following its declared input domains.
 
     Args:
         law: the law to be fitted.
-        data: a ``pandas.DataFrame``, or a mapping of column name to array (per-pool inputs
-            such as ``sizes`` and ``weights`` of ``filtering_mixture`` are 2-D arrays).
-        columns: law input name -> column name, for tables whose names differ from the
-            law's (``{"N": "params", "D": "tokens"}``).
-        target: the column to fit (default: the law's target, e.g. ``"loss"``).
+        data: a ``pandas.DataFrame``, or a mapping of column name to array (a vector input
+            such as the proportions of a mixture may be one 2-D array).
+        columns: law input name -> column name where the table's names differ
+            (``{"N": "params", "D": "tokens"}``); a list of columns, or a glob such as
+            ``"p_*"``, makes one vector input of shape ``(n, k)`` (columns in table order).
+        target: the column to fit (default: the law's target); a list of columns or a glob
+            makes a target of shape ``(n, k)`` for a law with ``k`` outputs.
         positive_target: require a positive target (log-space objectives).
+        require_target: read the target too (``False`` for predictions).
 
     Returns:
         :class:`LawData`.
 
     Raises:
         ValueError: a missing or misspelt column, text in a number column, a NaN or
-            infinite value, a non-positive size, or an empty table; the message names the
-            column, the row and the value.
+            infinite value, a value outside its input's domain, or an empty table; the
+            message names the column, the row and the value.
     """
-    if isinstance(data, pd.DataFrame):
-        table = data
-        index = list(data.index)
-        available = list(data.columns)
-        get = lambda c: data[c].to_numpy()  # noqa: E731
-    elif isinstance(data, Mapping):
-        table = data
-        available = list(data.keys())
-        wanted = [columns.get(n, n) for n in law.inputs] if columns else list(law.inputs)
-        wanted.append(target or (columns or {}).get(law.target, law.target))
-        lengths = {c: len(np.atleast_1d(data[c])) for c in wanted if c in data}
-        if len(set(lengths.values())) > 1:
-            raise ValueError(f"columns have different numbers of rows: {lengths}")
-        index = list(range(max(lengths.values(), default=0)))
-        get = lambda c: np.atleast_1d(np.asarray(table[c]))  # noqa: E731
-    else:
-        raise ValueError(
-            f"data must be a pandas DataFrame or a mapping of columns, got {type(data).__name__}"
-        )
     columns = dict(columns or {})
-    unknown = sorted(set(columns) - set(law.inputs) - {law.target})
+    default_target = law.target if isinstance(law.target, str) else list(law.target)
+    allowed = set(law.inputs) | {"target"} | ({law.target} if isinstance(law.target, str) else set())
+    unknown = sorted(set(columns) - allowed)
     if unknown:
         raise ValueError(
             f"columns maps {unknown}, which are not inputs of law {law.name!r}: {list(law.inputs)}"
         )
-    target = target or columns.get(law.target, law.target)
-    used = {}
+    if target is None:
+        target = columns.get(
+            "target",
+            columns.get(default_target, default_target)
+            if isinstance(default_target, str)
+            else default_target,
+        )
+    if isinstance(data, pd.DataFrame):
+        if data.columns.duplicated().any():
+            dup = str(data.columns[data.columns.duplicated()][0])
+            raise ValueError(f"the table has two columns named {dup!r}")
+        index = list(data.index)
+        available = list(data.columns)
+
+        def get(c):
+            if isinstance(c, list):
+                return np.stack([data[k].to_numpy() for k in c], axis=1)
+            return data[c].to_numpy()
+
+    elif isinstance(data, Mapping):
+        available = list(data.keys())
+        lengths = {str(c): len(np.atleast_1d(v)) for c, v in data.items()}
+        if len(set(lengths.values())) > 1:
+            raise ValueError(f"columns have different numbers of rows: {lengths}")
+        index = list(range(max(lengths.values(), default=0)))
+
+        def get(c):
+            if isinstance(c, list):
+                return np.stack([np.atleast_1d(np.asarray(data[k])) for k in c], axis=1)
+            return np.atleast_1d(np.asarray(data[c]))
+
+    else:
+        raise ValueError(
+            f"data must be a pandas DataFrame or a mapping of columns, got {type(data).__name__}"
+        )
+    if not index:
+        raise ValueError("the table has no rows")
+    used: dict[str, Any] = {}
     inputs = []
     for name in law.inputs:
-        col = columns.get(name, name)
-        if col not in available:
-            raise _column_error(col, f"input {name!r} of law {law.name!r}", available)
-        arr = _as_float(get(col), col, index)
-        _check_values(
-            arr,
-            col,
-            index,
-            positive=name not in NONNEGATIVE_INPUTS,
-            nonnegative=name in NONNEGATIVE_INPUTS,
-        )
+        dom = law.domain(name)
+        col = _names(columns.get(name, name), available, f"input {name!r} of law {law.name!r}")
+        cols = col if isinstance(col, list) else [col]
+        arr = _as_float(get(col), cols[0] if len(cols) == 1 else cols, index)
+        inputs.append(dom.validate(arr, cols, index))
         used[name] = col
-        inputs.append(arr)
-    if target not in available:
-        raise _column_error(target, f"the target of law {law.name!r}", available)
-    y = _as_float(get(target), target, index)
-    if y.ndim != 1:
-        raise ValueError(f"target column {target!r} must be one-dimensional, got shape {y.shape}")
-    _check_values(y, target, index, positive=positive_target, nonnegative=False)
-    used["target"] = target
-    if len(y) == 0:
-        raise ValueError("the table has no rows")
+    y = None
+    if require_target:
+        tcol = _names(target, available, f"the target of law {law.name!r}")
+        tcols = tcol if isinstance(tcol, list) else [tcol]
+        y = _as_float(get(tcol), tcols[0] if len(tcols) == 1 else tcols, index)
+        if y.ndim > 2 or (y.ndim == 2 and not isinstance(tcol, list)):
+            raise ValueError(
+                f"target column {tcol!r} must hold one number per row, got shape {y.shape}: "
+                "name one column per output"
+            )
+        (_domains.positive if positive_target else _domains.real).validate(y, tcols, index)
+        used["target"] = tcol
     return LawData(tuple(inputs), y, used, index)
+
+
+def fitted_input_columns(law: Law, fitted: Mapping[str, Any], data) -> dict:
+    """The columns a fit read each input from, where ``data`` has them, else the law's own
+    names (to predict for a new table with either naming)."""
+    have = set(data.columns if isinstance(data, pd.DataFrame) else data.keys())
+    out = {}
+    for name in law.inputs:
+        col = fitted.get(name, name)
+        cols = col if isinstance(col, list) else [col]
+        out[name] = col if all(c in have for c in cols) else name
+    return out
 
 
 def mixture_inputs(

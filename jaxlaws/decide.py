@@ -407,7 +407,7 @@ def optimize_mixture(
     form: str = "paper",
     n_random: int = 8,
     seed: int = 0,
-    max_steps: int = 60,
+    max_steps: int = 200,
     max_passes: int | None = None,
     devices: int | None = None,
 ) -> MixtureDecision:

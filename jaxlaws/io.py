@@ -67,11 +67,10 @@ class SavedFit:
 
     def predict(self, data) -> np.ndarray:
         """The law's prediction for a table with its input columns (as the fit mapped them)."""
-        from jaxlaws.data import prepare
-        from jaxlaws.fit import _with_dummy_target
+        from jaxlaws.data import fitted_input_columns, prepare
 
-        columns = {k: v for k, v in self.record.get("columns", {}).items() if k != "target"}
-        d = prepare(self.law, _with_dummy_target(self.law, data), columns=columns, positive_target=False)
+        columns = fitted_input_columns(self.law, self.record.get("columns", {}), data)
+        d = prepare(self.law, data, columns=columns, require_target=False)
         return np.asarray(self.law(self.params, *d.inputs))
 
     def data(self) -> pd.DataFrame:

@@ -64,13 +64,21 @@ def huber_log_normaliser(delta):
 
 @dataclasses.dataclass(frozen=True)
 class Objective:
-    """A fitting objective over residuals ``r = transform(prediction) - transform(y)``.
+    """A fitting objective: a sum over residuals of a per-residual loss.
+
+    Residuals are ``r = transform(prediction) - transform(y)`` (``log`` or identity), one
+    per row and output. The objective is ``sum_i w_i phi(r_i, e)``, where ``w`` are per-row
+    weights (bootstrap counts) times per-output weights and ``e`` the nuisance parameters;
+    ``phi(r, e) = rho(scale(r, e)) + offset(e)``. Solvers use that structure: a
+    reweighted Gauss-Newton curvature from ``rho'(z) / z`` and exact derivatives of ``phi``.
 
     Attributes:
         name: registry name.
         space: ``"log"`` (residuals of ``log y``) or ``"linear"``.
         extra: names of nuisance parameters fitted with the law's (e.g. ``("log_sigma",)``).
         description: one line for summaries.
+        polish: curvature used to polish: ``"newton"`` (exact Hessian) or
+            ``"gauss_newton"``.
     """
 
     name: str
@@ -79,44 +87,44 @@ class Objective:
     description: str = ""
     polish: str = "newton"
 
-    def value(self, r, weights, delta, extra=()):
-        """The objective: a scalar, summed over points with per-point ``weights``."""
-        if self.name in ("huber", "huber_linear"):
-            return jnp.sum(weights * huber(r, delta))
-        if self.name in ("sse", "sse_log"):
-            return jnp.sum(weights * r * r)
-        if self.name == "huber_likelihood":
-            (log_sigma,) = extra
-            z = r * jnp.exp(-log_sigma)
-            return jnp.sum(weights * (huber(z, delta) + huber_log_normaliser(delta) + log_sigma))
-        raise ValueError(f"unknown objective {self.name!r}")
-
-    def scaled_residuals(self, r, extra=()):
-        """Residuals whose loss the objective sums: ``r``, or ``r / sigma`` for the likelihood."""
+    def scale(self, r, extra=()):
+        """Scaled residuals ``z`` whose loss ``rho`` is summed: ``r``, or ``r / sigma``."""
         if self.name == "huber_likelihood":
             (log_sigma,) = extra
             return r * jnp.exp(-log_sigma)
         return r
 
-    def terms(self, z, weights, delta):
-        """``(f, psi, c)`` of the summed loss of scaled residuals ``z``, for Gauss-Newton.
-
-        ``psi`` is the loss's derivative and ``c`` its reweighting curvature ``psi / z``
-        (``1`` for squares, ``min(1, delta / |z|)`` for Huber), so ``J^T diag(c) J``
-        majorises the loss's curvature.
-        """
-        r = z
+    def rho(self, z, delta):
+        """The loss of a scaled residual (elementwise)."""
         if self.name in ("huber", "huber_linear", "huber_likelihood"):
-            a = jnp.abs(r)
-            c = jnp.where(a <= delta, 1.0, delta / jnp.where(a <= delta, 1.0, a))
-            return (
-                jnp.sum(weights * huber(r, delta)),
-                weights * jnp.clip(r, -delta, delta),
-                weights * c,
-            )
+            return huber(z, delta)
         if self.name in ("sse", "sse_log"):
-            return self.value(r, weights, delta), 2.0 * weights * r, 2.0 * weights
-        raise ValueError(f"objective {self.name!r} is not a sum of residual losses")
+            return z * z
+        raise ValueError(f"unknown objective {self.name!r}")
+
+    def offset(self, extra, delta):
+        """The part of a residual's term that depends on the nuisance parameters only."""
+        if self.name == "huber_likelihood":
+            (log_sigma,) = extra
+            return huber_log_normaliser(delta) + log_sigma
+        return jnp.float64(0.0)
+
+    def point(self, r, extra, delta):
+        """``phi(r, e)``: one residual's term of the objective (elementwise in ``r``)."""
+        return self.rho(self.scale(r, extra), delta) + self.offset(extra, delta)
+
+    def value(self, r, weights, delta, extra=()):
+        """The objective: a scalar, summed over residuals with weights ``w``."""
+        return jnp.sum(weights * self.point(r, extra, delta))
+
+    def irls(self, z, delta):
+        """Reweighting curvature ``rho'(z) / z`` (``1`` for Huber's quadratic zone,
+        ``delta / |z|`` beyond it, ``2`` for squares): ``J^T diag(w c) J`` majorises the
+        loss's curvature, so Gauss-Newton steps on it descend far from the optimum."""
+        if self.name in ("huber", "huber_linear", "huber_likelihood"):
+            a = jnp.abs(z)
+            return jnp.where(a <= delta, 1.0, delta / jnp.where(a <= delta, 1.0, a))
+        return jnp.full_like(z, 2.0)
 
 
 OBJECTIVES: dict[str, Objective] = {

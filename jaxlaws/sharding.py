@@ -24,6 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
+from jaxlaws.compilation import compiler_options
+
 __all__ = [
     "gather_bytes",
     "initialize",
@@ -75,22 +77,31 @@ def _sharded(solver, batched: tuple[bool, ...], devices: tuple, static: tuple):
     specs = tuple(PartitionSpec("batch") if b else PartitionSpec() for b in batched)
     fn = functools.partial(solver, **dict(static))
     return jax.jit(
-        jax.shard_map(fn, mesh=mesh, in_specs=specs, out_specs=PartitionSpec("batch"), check_vma=False)
+        jax.shard_map(fn, mesh=mesh, in_specs=specs, out_specs=PartitionSpec("batch"), check_vma=False),
+        compiler_options=compiler_options(),
     )
 
 
 def map_batch(solver, args: tuple, batched: tuple[bool, ...], devices: list, **static):
     """Run ``solver(*args, **static)`` with the batched arguments split across ``devices``.
 
+    ``solver`` is a plain (not jitted) function; it is compiled here, with
+    :func:`jaxlaws.compilation.compiler_options`, once per static configuration and devices.
+
     Every device runs the same per-shard program on its slice of independent problems
     (resamples, groups), so results do not depend on the device count. The batch must
     already be padded to a multiple of ``len(devices)``. One compilation per solver,
     static configuration and device set (cached).
     """
-    if len(devices) == 1:
-        return solver(*args, **static)
     key = tuple(sorted(static.items()))
+    if len(devices) == 1:
+        return _single(solver, key)(*args)
     return _sharded(solver, tuple(batched), tuple(devices), key)(*args)
+
+
+@functools.lru_cache(maxsize=64)
+def _single(solver, static: tuple):
+    return jax.jit(functools.partial(solver, **dict(static)), compiler_options=compiler_options())
 
 
 # ----------------------------------------------------------------------------------------

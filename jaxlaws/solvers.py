@@ -2,21 +2,33 @@
 
 The solver is written for one start; batches come from ``vmap``. Every loop is bounded by
 ``max_steps`` and reports why it stopped (:data:`CONVERGED`, :data:`MAX_STEPS`,
-:data:`NONFINITE`). The curvature is supplied by the caller with the value and gradient
-(``fgh(x) -> (f, g, H)``): the exact Hessian (:func:`newton_fgh`) or, for sums of a robust
-loss of residuals, the iteratively reweighted Gauss-Newton matrix (:func:`gauss_newton_fgh`),
-which is positive semi-definite and majorises Huber's loss, so it makes fast progress far
+:data:`NONFINITE`, :data:`STALLED`). The curvature comes with the value and gradient
+(``fgh(x) -> (f, g, H)``): the exact Hessian, or for sums of a robust loss of residuals the
+reweighted Gauss-Newton matrix, which majorises Huber's loss and so makes fast progress far
 from the optimum; the exact Hessian converges quadratically near it.
 
-:func:`multistart` screens every start for a few Gauss-Newton steps, then polishes the
-best ones to convergence with Newton steps: the strategy that measured fastest for the
-paper's grids (see ``benchmarks/README.md``).
+Bounds are closed boxes ``lower <= x <= upper`` (``-inf``/``inf`` where open), handled as
+scipy's L-BFGS-B does in spirit: a coordinate at a bound whose gradient points outward is
+held there for the step (projected Newton, Bertsekas 1982), the step is projected onto the
+box, and convergence is judged on the free coordinates.
+
+One step evaluates ``fgh`` once, at the trial point, so a loop body holds one copy of the
+law's derivative program: that keeps compilation short.
+
+:func:`solve_tables` fits many tables (one, the groups of a batch job, or bootstrap
+resamples) from many starts in one call: every start is screened with a few Gauss-Newton
+steps, then starts are polished in rank order by a pool of ``slots`` solver slots that are
+refilled as soon as a start finishes, so the cost is the total number of steps, not the
+slowest start's steps times the batch. A table's polishing widens in rounds (``first``,
+``2 first``, ``4 first``, ...) until its best objective is reached by at least two starts
+and a wider round finds nothing lower; what happens to one table never depends on the
+others in the batch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -28,21 +40,25 @@ __all__ = [
     "SCREENED",
     "STALLED",
     "STATUS_NAMES",
+    "Plan",
+    "Box",
     "Solution",
+    "TableSolution",
+    "make_box",
+    "spd_solve",
     "levenberg_marquardt",
-    "multistart",
     "newton_fgh",
-    "gauss_newton_fgh",
+    "solve_tables",
 ]
 
-#: The start converged: the last accepted step decreased the objective by less than
-#: ``ftol`` relative, or no step could decrease it further and the gradient is small.
+#: The start converged: an accepted step decreased the objective by less than ``ftol``
+#: relative and the undamped Newton model predicts no more than that from the point reached.
 CONVERGED = 0
 #: ``max_steps`` ran out before convergence.
 MAX_STEPS = 1
 #: The objective or its derivatives were not finite at the start.
 NONFINITE = 2
-#: Screened out: after the screening steps this start was not among the best ``polish``.
+#: Not polished: after screening this start ranked below the starts its table polished.
 SCREENED = 3
 #: No step decreases the objective any more, yet its gradient is not small (a kink or a
 #: numerically flat ridge): the point is not a certified minimum.
@@ -50,6 +66,17 @@ STALLED = 4
 STATUS_NAMES = ("converged", "max_steps", "nonfinite", "screened_out", "stalled")
 
 _RUNNING = -1
+_LAM_MAX = 1e20
+#: Largest damping at which a negligible predicted decrease certifies convergence: with
+#: Marquardt's scaling the step is then within a factor ``1 + LAM_CERTIFY / mu`` of Newton's
+#: along a direction of relative curvature ``mu``.
+LAM_CERTIFY = 1e-8
+#: Largest damping at which the exact curvature is used: a heavily damped step has left the
+#: region where the exact quadratic model holds, and the Gauss-Newton majoriser makes
+#: steadier progress there.
+LAM_NEWTON = 1e-3
+#: The most a good step shrinks the damping by (Nielsen's rule uses 1/3).
+LAM_SHRINK = 1.0 / 3.0
 
 
 class Solution(NamedTuple):
@@ -72,195 +99,659 @@ def newton_fgh(fun: Callable) -> Callable:
     return fgh
 
 
-def gauss_newton_fgh(fun: Callable, residuals: Callable, loss_terms: Callable) -> Callable:
-    """``x -> (f, grad, J^T C J)``: exact value and gradient, reweighted Gauss-Newton curvature.
+# ----------------------------------------------------------------------------------------
+# Linear algebra for a few parameters
+# ----------------------------------------------------------------------------------------
 
-    For ``f = sum_i rho(z_i(x)) + (terms linear in x)`` the matrix ``J^T diag(c) J``, with
-    ``J = dz/dx`` and ``c_i = rho'(z_i) / z_i``, is positive semi-definite and majorises
-    the curvature of a Huber loss (iteratively reweighted least squares).
 
-    Args:
-        fun: the scalar objective ``x -> f``.
-        residuals: ``x -> z`` (vector).
-        loss_terms: ``z -> (f_z, psi, c)``; only ``c`` is used.
+def spd_solve(A, b):
+    """Solve ``A x = b`` for a small symmetric positive-definite ``A``.
+
+    Gauss-Jordan elimination without pivoting (stable for positive-definite matrices, whose
+    pivots are all positive), written as one ``lax.fori_loop`` in plain JAX operations, so
+    the compiled program is small and has the same size for any number of parameters. Not
+    ``jnp.linalg``: on CPU that calls LAPACK kernels which, batched, wait for work queued on
+    XLA's intra-op thread pool; when several devices share the pool (forced host devices
+    under ``shard_map``) every thread can end up waiting and the process hangs. Where ``A``
+    is not positive definite (a pivot is not positive) the result is NaN.
+    """
+    P = b.shape[-1]
+    idx = jnp.arange(P)
+    M = jnp.concatenate([A, b[:, None]], axis=1)
+
+    def eliminate(k, M):
+        piv = M[k, k]
+        row = jnp.where(piv > 0, M[k] / jnp.where(piv > 0, piv, 1.0), jnp.nan)
+        factor = jnp.where(idx == k, 0.0, M[:, k])
+        return (M - factor[:, None] * row[None, :]).at[k].set(row)
+
+    return jax.lax.fori_loop(0, P, eliminate, M)[:, P]
+
+
+# ----------------------------------------------------------------------------------------
+# One Levenberg-Marquardt step, one evaluation per step
+# ----------------------------------------------------------------------------------------
+
+
+class LMState(NamedTuple):
+    """A start's solver state. ``x + d`` is the next trial point; ``fresh`` marks a state
+    whose start has not been evaluated yet (its first trial is the start itself).
+
+    ``Hg`` and ``Hn`` are the two curvatures at ``x`` (Gauss-Newton and exact; the same
+    matrix where only one is given); ``newton`` says which the next step uses.
     """
 
-    def fgh(x):
-        f, g = jax.value_and_grad(fun)(x)
-        z = residuals(x)
-        J = jax.jacfwd(residuals)(x)
-        _, _, c = loss_terms(z)
-        return f, g, (J * c[:, None]).T @ J
-
-    return fgh
-
-
-class _State(NamedTuple):
     x: jnp.ndarray
     f: jnp.ndarray
     g: jnp.ndarray
-    H: jnp.ndarray
+    Hg: jnp.ndarray
+    Hn: jnp.ndarray
+    newton: jnp.ndarray
+    d: jnp.ndarray
+    pred: jnp.ndarray
     lam: jnp.ndarray
     nu: jnp.ndarray
     steps: jnp.ndarray
     status: jnp.ndarray
+    fresh: jnp.ndarray
+    gnorm: jnp.ndarray
 
-
-def cholesky_solve(A, b):
-    """Solve ``A x = b`` for a small symmetric positive-definite ``A`` by Cholesky, written
-    out in elementwise JAX operations (``P`` is the static size of ``b``).
-
-    Not ``jnp.linalg.cholesky``: on CPU that calls a LAPACK kernel which, batched, waits for
-    work it queued on XLA's intra-op thread pool. When several devices share the pool (forced
-    host devices under ``shard_map``), every thread can end up waiting, and the process hangs.
-    For the few parameters of a law the written-out factorisation is as fast (the 4500-start
-    Chinchilla fit timed the same). Where ``A`` is not positive definite the result is not
-    finite.
-    """
-    P = b.shape[-1]
-    L = [[None] * P for _ in range(P)]
-    for j in range(P):
-        s = A[j, j] - sum(L[j][k] * L[j][k] for k in range(j))
-        L[j][j] = jnp.sqrt(s)
-        for i in range(j + 1, P):
-            L[i][j] = (A[i, j] - sum(L[i][k] * L[j][k] for k in range(j))) / L[j][j]
-    y = [None] * P
-    for i in range(P):
-        y[i] = (b[i] - sum(L[i][k] * y[k] for k in range(i))) / L[i][i]
-    x = [None] * P
-    for i in reversed(range(P)):
-        x[i] = (y[i] - sum(L[k][i] * x[k] for k in range(i + 1, P))) / L[i][i]
-    return jnp.stack(x)
+    @property
+    def H(self):
+        """The curvature the next step uses."""
+        return jnp.where(self.newton, self.Hn, self.Hg)
 
 
 def _all_finite(*xs):
     return jnp.all(jnp.array([jnp.all(jnp.isfinite(x)) for x in xs]))
 
 
-def levenberg_marquardt(fgh: Callable, x0, *, max_steps: int, ftol=1e-13, gtol=1e-9, lam0=1e-3):
+def _free(x, g, lo, hi):
+    """Coordinates not held at a bound: a bound holds a coordinate whose descent direction
+    points out of the box."""
+    return ~(((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0)))
+
+
+def _damped_solve(H, g, lam, free):
+    """``(H + lam diag|H|) d = -g`` on the free coordinates (active ones get ``d = 0``)."""
+    P = g.shape[0]
+    eye = jnp.eye(P, dtype=H.dtype)
+    diag = jnp.abs(jnp.diagonal(H))
+    scale = jnp.maximum(diag, 1e-12 * jnp.max(diag) + 1e-300)
+    pair = free[:, None] & free[None, :]
+    A = jnp.where(pair, H + lam * scale * eye, eye)
+    d = spd_solve(A, jnp.where(free, -g, 0.0))
+    return jnp.where(free, d, 0.0)
+
+
+class Box(NamedTuple):
+    """Closed bounds ``lo <= x <= hi`` and the largest step a coordinate may take,
+    ``max(cap_abs, cap_rel |x|)``: a step that would move a coordinate further is shortened
+    as a whole (its direction kept), so one step cannot throw a log-scale parameter to
+    ``exp(-130)``, where its gradient vanishes and it never returns."""
+
+    lo: jnp.ndarray
+    hi: jnp.ndarray
+    cap_abs: jnp.ndarray
+    cap_rel: jnp.ndarray
+
+
+def make_box(P, lower=None, upper=None, cap_abs=None, cap_rel=None) -> Box:
+    """A :class:`Box` for ``P`` coordinates (``None``: unbounded, no step cap)."""
+
+    def full(v, fill):
+        return (
+            jnp.full(P, fill, jnp.float64)
+            if v is None
+            else jnp.broadcast_to(jnp.asarray(v, jnp.float64), (P,))
+        )
+
+    return Box(full(lower, -jnp.inf), full(upper, jnp.inf), full(cap_abs, jnp.inf), full(cap_rel, 0.0))
+
+
+def _propose(x, g, H, lam, box):
+    """The next step from ``x``: damped, shortened to the step cap, projected onto the box,
+    with its predicted decrease. Where ``H + lam diag|H|`` does not factor, ``lam`` grows
+    (by 16, from at least 1e-8) until it does. Returns ``(d, pred, lam, grew)``."""
+    lo, hi = box.lo, box.hi
+    free = _free(x, g, lo, hi)
+
+    def cond(c):
+        return ~c[2] & (c[0] < _LAM_MAX)
+
+    def body(c):
+        lam_k = jnp.where(c[3] == 0, c[0], jnp.maximum(c[0] * 16.0, 1e-8))
+        d = _damped_solve(H, g, lam_k, free)
+        return lam_k, d, jnp.all(jnp.isfinite(d)), c[3] + 1
+
+    lam, d, ok, tries = jax.lax.while_loop(cond, body, (lam, jnp.zeros_like(g), jnp.asarray(False), 0))
+    d = jnp.where(ok, d, 0.0)
+    cap = jnp.maximum(box.cap_abs, box.cap_rel * jnp.abs(x))
+    d = d * jnp.minimum(1.0, jnp.min(cap / jnp.maximum(jnp.abs(d), 1e-300)))
+    d = jnp.clip(x + d, lo, hi) - x
+    pred = -(g @ d + 0.5 * d @ (H @ d))
+    return d, pred, lam, tries > 1
+
+
+def _grad_norm(x, g, box):
+    """The largest gradient entry on the coordinates not held at a bound."""
+    return jnp.max(jnp.where(_free(x, g, box.lo, box.hi), jnp.abs(g), 0.0))
+
+
+def lm_init(x0, lam0=1e-3) -> LMState:
+    """A fresh state at ``x0`` (evaluated by the first :func:`lm_update`)."""
+    x0 = jnp.asarray(x0, jnp.float64)
+    P = x0.shape[0]
+    return LMState(
+        x=x0,
+        f=jnp.asarray(jnp.inf),
+        g=jnp.zeros(P),
+        Hg=jnp.eye(P),
+        Hn=jnp.eye(P),
+        newton=jnp.asarray(False),
+        d=jnp.zeros(P),
+        pred=jnp.asarray(0.0),
+        lam=jnp.asarray(lam0, jnp.float64),
+        nu=jnp.asarray(2.0),
+        steps=jnp.asarray(0, jnp.int32),
+        status=jnp.asarray(_RUNNING, jnp.int32),
+        fresh=jnp.asarray(True),
+        gnorm=jnp.asarray(jnp.inf),
+    )
+
+
+#: A Gauss-Newton step that decreases the objective by less than this fraction hands over
+#: to the exact Hessian where that is positive definite (Fletcher and Xu's hybrid rule,
+#: guarded): Gauss-Newton makes fast progress far from the optimum, where the exact Hessian
+#: misleads, and only linear progress near it.
+HYBRID_SWITCH = 0.2
+
+
+def lm_update(
+    s: LMState, f_t, g_t, Hg_t, Hn_t, box: Box, *, max_steps, ftol, gtol, exact=True, certify=True
+) -> LMState:
+    """Take the evaluation ``(f_t, g_t, Hg_t, Hn_t)`` at the trial point ``s.x + s.d``:
+    accept or reject it, update the damping (Nielsen's rule), choose the next step's
+    curvature (Gauss-Newton while it makes fast progress, then exact), test convergence and
+    propose the next step. ``exact=False`` keeps to Gauss-Newton steps; ``max_steps`` may be
+    an array (one budget per state). ``certify=False`` counts a negligible accepted
+    decrease, or a point no step decreases, as convergence without asking the model (for
+    objectives whose minimum is a kink, such as a likelihood that is almost L1). A state
+    that has stopped (``status >= 0``) is returned unchanged."""
+    running = s.status == _RUNNING
+    trial = s.x + s.d
+    ok = _all_finite(f_t, g_t, Hg_t, Hn_t)
+    actual = s.f - f_t
+    accept = ok & (s.fresh | (f_t < s.f))
+    rho = actual / jnp.where(s.pred > 0, s.pred, 1.0)
+    lam = jnp.where(
+        s.fresh,
+        s.lam,
+        jnp.where(accept, s.lam * jnp.maximum(LAM_SHRINK, 1.0 - (2.0 * rho - 1.0) ** 3), s.lam * s.nu),
+    )
+    nu = jnp.where(accept, 2.0, 2.0 * s.nu)
+    slow = ~s.fresh & (actual <= HYBRID_SWITCH * jnp.abs(s.f))
+    x = jnp.where(accept, trial, s.x)
+    f = jnp.where(accept, f_t, s.f)
+    g = jnp.where(accept, g_t, s.g)
+    Hg = jnp.where(accept, Hg_t, s.Hg)
+    Hn = jnp.where(accept, Hn_t, s.Hn)
+    steps = s.steps + 1
+    pg = _grad_norm(x, g, box)
+    newton = jnp.where(accept, slow, s.newton) & exact
+    small = accept & ~s.fresh & (actual <= ftol * jnp.abs(s.f))
+    # a rejected trial whose model promised a negligible decrease: the objective cannot
+    # show a gain that small. Certified if that model was near-Newton (small damping)
+    tiny = ~accept & ~s.fresh & ok & (s.pred <= ftol * jnp.abs(s.f))
+    certified_reject = tiny & ((s.lam <= LAM_CERTIFY) | (not certify))
+    # after a negligible decrease, or such a rejection, the next step is a near-Newton one:
+    # if even that model predicts nothing more from here, the point is certified
+    lam = jnp.where(small | tiny, jnp.minimum(jnp.where(small, lam, s.lam), 0.01 * LAM_CERTIFY), lam)
+    newton = newton & (lam <= LAM_NEWTON)
+    d, pred, lam, grew = _propose(x, g, jnp.where(newton, Hn, Hg), lam, box)
+    # the exact curvature stays in use only where it is positive definite at the damping
+    newton = newton & ~grew
+    certified = ((pred <= ftol * jnp.abs(f)) & (lam <= LAM_CERTIFY)) | (not certify)
+    status = jnp.where(s.fresh & ~ok, NONFINITE, _RUNNING)
+    status = jnp.where((small & certified) | certified_reject | (accept & (f == 0.0)), CONVERGED, status)
+    stalled = (status == _RUNNING) & (lam >= _LAM_MAX)
+    # a stall is a minimum where the gradient is negligible, or anywhere for an objective
+    # whose minimum is a kink (no step decreases it; its subgradient need not vanish)
+    flat = (pg <= gtol * (1.0 + jnp.abs(f))) | (not certify)
+    status = jnp.where(stalled, jnp.where(flat, CONVERGED, STALLED), status)
+    status = jnp.where((status == _RUNNING) & (steps >= max_steps), MAX_STEPS, status)
+    new = LMState(
+        x=x,
+        f=jnp.where(s.fresh & ~ok, jnp.inf, f),
+        g=g,
+        Hg=Hg,
+        Hn=Hn,
+        newton=newton,
+        d=d,
+        pred=pred,
+        lam=lam,
+        nu=nu,
+        steps=steps,
+        status=status.astype(jnp.int32),
+        fresh=jnp.asarray(False),
+        gnorm=pg,
+    )
+    return jax.tree_util.tree_map(lambda a, b: jnp.where(running, a, b), new, s)
+
+
+def _four(out):
+    """``(f, g, H)`` or ``(f, g, H_gauss_newton, H_exact)`` -> the latter."""
+    return out if len(out) == 4 else (out[0], out[1], out[2], out[2])
+
+
+def _run(fgh, x0, box, *, max_steps, ftol, gtol, lam0=1e-3, certify=True) -> LMState:
+    def cond(s):
+        return s.status == _RUNNING
+
+    def body(s):
+        f, g, Hg, Hn = _four(fgh(s.x + s.d))
+        return lm_update(s, f, g, Hg, Hn, box, max_steps=max_steps, ftol=ftol, gtol=gtol, certify=certify)
+
+    return jax.lax.while_loop(cond, body, lm_init(x0, lam0))
+
+
+def _solution(s: LMState) -> Solution:
+    return Solution(x=s.x, f=s.f, grad_norm=s.gnorm, steps=s.steps, status=s.status)
+
+
+def levenberg_marquardt(
+    fgh: Callable,
+    x0,
+    *,
+    max_steps: int,
+    ftol=1e-13,
+    gtol=1e-9,
+    lam0=1e-3,
+    lower=None,
+    upper=None,
+    max_step=None,
+) -> Solution:
     """Minimise from ``x0`` with Levenberg-Marquardt steps on the curvature given by ``fgh``.
 
-    Each step solves ``(H + lam diag(H)) d = -g`` (Marquardt's scaling) by Cholesky; a step
-    that fails to factor or does not decrease ``f`` is rejected and ``lam`` grows, an
-    accepted one shrinks ``lam`` by Nielsen's rule.
+    Each step solves ``(H + lam diag|H|) d = -g`` (Marquardt's scaling) by Cholesky on the
+    coordinates not held at a bound, projects ``x + d`` onto the box, and accepts the
+    trial point if it decreases ``f``; ``lam`` follows Nielsen's rule.
 
     Args:
-        fgh: ``x -> (f, g, H)``.
+        fgh: ``x -> (f, g, H)``, or ``x -> (f, g, H_gauss_newton, H_exact)`` for the hybrid
+            rule (Gauss-Newton steps while they make fast progress, then exact ones).
         x0: start, shape ``(P,)``.
-        max_steps: bound on the number of steps (a Python int: it sets the loop bound only).
-        ftol: relative decrease of ``f`` below which an accepted step means convergence.
+        max_steps: bound on the number of evaluations of ``fgh`` (a Python int).
+        ftol: converged when an accepted step decreases ``f`` by less than ``ftol``
+            relative and the undamped Newton model predicts no more than that.
         gtol: when no step decreases ``f`` any more, the point counts as converged if
-            ``max |g| <= gtol (1 + |f|)`` or the undamped model predicts a decrease below
-            ``ftol |f|`` (a minimum of very high curvature), and as :data:`STALLED`
-            otherwise.
+            ``max |g| <= gtol (1 + |f|)`` on the free coordinates or the Newton model
+            predicts a negligible decrease, and as :data:`STALLED` otherwise.
         lam0: initial damping.
+        lower, upper: closed bounds on ``x`` (default: none).
+        max_step: the largest change of a coordinate in one step (default: none).
 
     Returns:
         A :class:`Solution`; ``status`` is :data:`CONVERGED`, :data:`MAX_STEPS`,
         :data:`NONFINITE` or :data:`STALLED`.
     """
     x0 = jnp.asarray(x0, jnp.float64)
-    f0, g0, H0 = fgh(x0)
-    ok0 = _all_finite(f0, g0, H0)
-    P = x0.shape[0]
-    eye = jnp.eye(P)
-
-    def cond(s):
-        return (s.status == _RUNNING) & (s.steps < max_steps)
-
-    def body(s):
-        diag = jnp.abs(jnp.diag(s.H))
-        scale = jnp.maximum(diag, 1e-12 * jnp.max(diag) + 1e-300)
-        A = s.H + s.lam * scale * eye
-        d = cholesky_solve(A, -s.g)
-        factored = jnp.all(jnp.isfinite(d))
-        d = jnp.where(factored, d, 0.0)
-        predicted = -(s.g @ d + 0.5 * d @ (s.H @ d))
-        x_new = s.x + d
-        f_new, g_new, H_new = fgh(x_new)
-        actual = s.f - f_new
-        accept = factored & _all_finite(f_new, g_new, H_new) & (actual > 0)
-        rho = actual / jnp.where(predicted > 0, predicted, 1.0)
-        lam = jnp.where(accept, s.lam * jnp.maximum(1.0 / 3.0, 1.0 - (2.0 * rho - 1.0) ** 3), s.lam * s.nu)
-        nu = jnp.where(accept, 2.0, 2.0 * s.nu)
-        small = accept & (actual <= ftol * jnp.abs(s.f))
-        exact = accept & (f_new == 0.0)
-        stalled = lam > 1e20
-        status = jnp.where(small | exact, CONVERGED, jnp.where(stalled, STALLED, _RUNNING))
-        return _State(
-            x=jnp.where(accept, x_new, s.x),
-            f=jnp.where(accept, f_new, s.f),
-            g=jnp.where(accept, g_new, s.g),
-            H=jnp.where(accept, H_new, s.H),
-            lam=lam,
-            nu=nu,
-            steps=s.steps + 1,
-            status=status,
-        )
-
-    init = _State(
-        x=x0,
-        f=jnp.where(ok0, f0, jnp.inf),
-        g=jnp.where(ok0, g0, 0.0),
-        H=jnp.where(ok0, H0, eye),
-        lam=jnp.asarray(lam0, jnp.float64),
-        nu=jnp.asarray(2.0, jnp.float64),
-        steps=jnp.asarray(0),
-        status=jnp.where(ok0, _RUNNING, NONFINITE),
-    )
-    s = jax.lax.while_loop(cond, body, init)
-    # A stall is a minimum when the gradient is negligible or when the undamped quadratic
-    # model predicts a negligible decrease (a minimum of very high curvature).
-    diag = jnp.abs(jnp.diag(s.H))
-    left = 0.5 * s.g @ cholesky_solve(s.H + 1e-10 * jnp.maximum(diag, 1e-300) * eye, s.g)
-    flat = (jnp.max(jnp.abs(s.g)) <= gtol * (1.0 + jnp.abs(s.f))) | (
-        jnp.isfinite(left) & (left <= ftol * jnp.abs(s.f))
-    )
-    status = jnp.where(s.status == _RUNNING, MAX_STEPS, s.status)
-    status = jnp.where((status == STALLED) & flat, CONVERGED, status)
-    return Solution(x=s.x, f=s.f, grad_norm=jnp.max(jnp.abs(s.g)), steps=s.steps, status=status)
+    box = make_box(x0.shape[0], lower, upper, max_step)
+    s = _run(fgh, jnp.clip(x0, box.lo, box.hi), box, max_steps=max_steps, ftol=ftol, gtol=gtol, lam0=lam0)
+    return _solution(s)
 
 
-def multistart(
-    screen_fgh: Callable,
-    polish_fgh: Callable,
+# ----------------------------------------------------------------------------------------
+# Many tables, many starts: screen, then polish in rounds with refilled slots
+# ----------------------------------------------------------------------------------------
+
+
+class Plan(NamedTuple):
+    """Static sizes of :func:`solve_tables` (they set the compiled program's shapes).
+
+    Attributes:
+        screen_steps: Gauss-Newton steps every start takes before ranking (``0``: none;
+            starts are then polished in their given order).
+        first: starts a table polishes in its first round.
+        cap: most starts a table polishes (``first <= cap <= starts``).
+        slots: solver slots working at once (refilled as starts finish).
+        max_steps: bound on a start's polishing evaluations.
+        screen_chunk: ``0`` screens inside the polishing loop, on the same slots (one loop
+            in the program: the shortest compilation); otherwise every start is screened
+            first, ``screen_chunk`` at a time (for many starts of one table).
+        keep_hessian: also return every polished start's exact curvature (diagnostics).
+        certify: certify convergence with the model (see :func:`lm_update`).
+    """
+
+    screen_steps: int
+    first: int
+    cap: int
+    slots: int
+    max_steps: int
+    screen_chunk: int = 0
+    keep_hessian: bool = False
+    certify: bool = True
+
+
+class TableSolution(NamedTuple):
+    """Per table ``t`` and start ``s`` (in the given order of the starts)."""
+
+    x: jnp.ndarray  # (T, S, P)
+    f: jnp.ndarray  # (T, S)
+    grad_norm: jnp.ndarray  # (T, S)
+    steps: jnp.ndarray  # (T, S)
+    status: jnp.ndarray  # (T, S)
+    polished: jnp.ndarray  # (T,) starts polished
+    H: Any  # (T, S, P, P) with keep_hessian, else ()
+    iterations: jnp.ndarray  # (T,) passes of the loop (every slot steps once per pass)
+
+
+class _Pool(NamedTuple):
+    st: LMState  # (K, ...) the slots' solver states
+    kind: jnp.ndarray  # (K,) 0 screening, 1 polishing
+    slot_t: jnp.ndarray  # (K,) table, -1 for a free slot
+    slot_i: jnp.ndarray  # (K,) the start (screening) or its rank (polishing)
+    scr_x: jnp.ndarray  # (T, S, P) screened starts, in the given order
+    scr_f: jnp.ndarray  # (T, S)
+    scr_next: jnp.ndarray  # (T,) screening tasks dispatched
+    scr_done: jnp.ndarray  # (T,) screening tasks finished
+    ranked: jnp.ndarray  # (T,) screening finished and ranked
+    order: jnp.ndarray  # (T, S) start of each rank
+    x_rank: jnp.ndarray  # (T, S, P) screened starts in rank order
+    res: jnp.ndarray  # (T, S, P + 4) polished: x, f, |g|, steps, status; by rank
+    res_H: Any  # (T, S, P, P) or ()
+    nxt: jnp.ndarray  # (T,) ranks dispatched for polishing
+    ck: jnp.ndarray  # (T,) the round boundary being waited for
+    prev: jnp.ndarray  # (T,) best objective at the previous boundary
+    done: jnp.ndarray  # (T,)
+    it: jnp.ndarray
+
+
+def _take(tree, i):
+    return jax.tree_util.tree_map(lambda a: a[i], tree)
+
+
+def _rows(mask, a, b):
+    """``where(mask, a, b)`` with ``mask`` over the leading axis."""
+    return jnp.where(mask.reshape(mask.shape + (1,) * (a.ndim - 1)), a, b)
+
+
+def solve_tables(
+    fgh: Callable,
     x0s,
+    tables,
+    box: Box,
     *,
-    screen_steps: int,
-    polish: int | None,
-    max_steps: int,
+    plan: Plan,
     ftol=1e-13,
-) -> Solution:
-    """Screen every start, polish the best, report every start.
-
-    With ``polish=None`` (or at least as many as there are starts) every start is solved to
-    convergence with ``polish_fgh``. Otherwise every start first takes ``screen_steps``
-    steps with ``screen_fgh``; the ``polish`` starts with the lowest objective then continue
-    with ``polish_fgh`` for up to ``max_steps`` steps; the others report
-    :data:`SCREENED` (or :data:`NONFINITE`) with their screened objective.
+    gtol=1e-9,
+    basin_rtol=1e-6,
+    start: Callable | None = None,
+) -> TableSolution:
+    """Minimise one objective per table from the same starts, in one compiled loop.
 
     Args:
-        screen_fgh, polish_fgh: ``x -> (f, g, H)`` for one start.
-        x0s: starts, shape ``(S, P)``.
-        screen_steps, polish, max_steps: static sizes of the two phases.
-        ftol: relative tolerance of convergence.
+        fgh: ``(x, table, exact) -> (f, g, H_gauss_newton, H_exact)`` for one start and
+            one table (``table`` is one slice of ``tables``); ``exact`` is a traced scalar
+            bool: where it is false the function may return the Gauss-Newton matrix twice
+            (screening steps never use the exact one).
+        x0s: starts, shape ``(S, P0)``.
+        tables: a pytree whose leaves have a leading axis of ``T`` tables, or ``None`` for
+            one table (``fgh`` then gets ``table=None``).
+        box: closed bounds and step caps (:class:`Box`), each of shape ``(P,)``.
+        plan: the static :class:`Plan`.
+        ftol, gtol: convergence tolerances (see :func:`levenberg_marquardt`).
+        basin_rtol: relative gap within which two starts reached the same objective.
+        start: ``(x0, table) -> x`` completing a start for a table (e.g. appending a
+            nuisance parameter's start); default: the start as given.
 
     Returns:
-        A :class:`Solution` with a leading axis of size ``S``.
+        A :class:`TableSolution`. Every start is screened (``screen_steps`` Gauss-Newton
+        steps), a table's starts are ranked by their screened objective, and polished in
+        rank order. A table stops polishing at the first round boundary (``first``,
+        ``2 first``, ... starts) at which its best objective is reached by at least two
+        converged starts and is no lower than at the previous boundary, or at ``cap``
+        starts; starts beyond are :data:`SCREENED`. Starts polished speculatively beyond
+        that boundary are discarded, so a table's result depends only on its own starts.
     """
-    n_starts = x0s.shape[0]
-    polish_all = jax.vmap(lambda x: levenberg_marquardt(polish_fgh, x, max_steps=max_steps, ftol=ftol))
-    if polish is None or polish >= n_starts:
-        return polish_all(x0s)
-    screened = jax.vmap(lambda x: levenberg_marquardt(screen_fgh, x, max_steps=screen_steps, ftol=ftol))(x0s)
-    ranked = jnp.where(jnp.isfinite(screened.f), screened.f, jnp.inf)
-    _, best = jax.lax.top_k(-ranked, polish)
-    polished = polish_all(screened.x[best])
-    status = jnp.where(screened.status == NONFINITE, NONFINITE, SCREENED)
-    return Solution(
-        x=screened.x.at[best].set(polished.x),
-        f=screened.f.at[best].set(polished.f),
-        grad_norm=screened.grad_norm.at[best].set(polished.grad_norm),
-        steps=screened.steps.at[best].add(polished.steps),
-        status=status.at[best].set(polished.status),
+    x0s = jnp.asarray(x0s, jnp.float64)
+    S = x0s.shape[0]
+    if tables is None:
+        T = 1
+        table_at = lambda t: None  # noqa: E731
+    else:
+        T = jax.tree_util.tree_leaves(tables)[0].shape[0]
+        table_at = (lambda t: _take(tables, 0)) if T == 1 else (lambda t: _take(tables, t))  # noqa: E731
+    box = Box(*(jnp.asarray(b, jnp.float64) for b in box))
+    P = box.lo.shape[0]
+    opts = dict(ftol=ftol, gtol=gtol, certify=plan.certify)
+    first, cap, K = plan.first, plan.cap, plan.slots
+    screening = plan.screen_steps > 0 and first < S
+    inline = screening and plan.screen_chunk == 0
+    i32 = jnp.int32
+
+    def begin(x0, tab):
+        x = x0 if start is None else start(x0, tab)
+        return jnp.clip(x, box.lo, box.hi)
+
+    if T == 1:
+        xs0 = jax.vmap(lambda x0: begin(x0, table_at(0)))(x0s)[None]
+    else:
+        xs0 = jax.vmap(lambda tab: jax.vmap(lambda x0: begin(x0, tab))(x0s))(tables)
+
+    # --- screening ahead of the loop, in chunks (many starts of one table) --------------
+    scr_f0 = jnp.full((T, S), jnp.inf)
+    ranked0 = jnp.full(T, not screening)
+    order0 = jnp.broadcast_to(jnp.arange(S, dtype=i32), (T, S))
+    x_rank0 = xs0
+    if screening and not inline:
+
+        def screen_one(x0, tab):
+            s = _run(
+                lambda x: fgh(x, tab, jnp.asarray(False)),
+                x0,
+                box,
+                max_steps=plan.screen_steps + 1,
+                **opts,
+            )
+            return s.x, s.f
+
+        C = plan.screen_chunk
+        n_chunks = -(-S // C)
+        pad = n_chunks * C - S
+
+        def screen_table(xt, tab):
+            xp = jnp.concatenate([xt, jnp.repeat(xt[-1:], pad, axis=0)]).reshape(n_chunks, C, P)
+            xs, fs = jax.lax.map(lambda xc: jax.vmap(lambda x0: screen_one(x0, tab))(xc), xp)
+            return xs.reshape(-1, P)[:S], fs.reshape(-1)[:S]
+
+        if T == 1:
+            xs, fs = screen_table(xs0[0], table_at(0))
+            xs, fs = xs[None], fs[None]
+        else:
+            xs, fs = jax.vmap(screen_table)(xs0, tables)
+        scr_f0 = fs
+        xs0 = xs
+        order0 = jnp.argsort(jnp.where(jnp.isfinite(fs), fs, jnp.inf), axis=1, stable=True).astype(i32)
+        x_rank0 = jnp.take_along_axis(xs, order0[..., None], axis=1)
+        ranked0 = jnp.ones(T, bool)
+
+    ranks = jnp.arange(S, dtype=i32)
+    init = _Pool(
+        st=jax.vmap(lm_init)(jnp.zeros((K, P))),
+        kind=jnp.zeros(K, i32),
+        slot_t=jnp.full(K, -1, i32),
+        slot_i=jnp.zeros(K, i32),
+        scr_x=xs0,
+        scr_f=scr_f0,
+        scr_next=jnp.full(T, 0 if inline else S, i32),
+        scr_done=jnp.full(T, 0 if inline else S, i32),
+        ranked=ranked0,
+        order=order0,
+        x_rank=x_rank0,
+        res=jnp.concatenate(
+            [x_rank0, jnp.full((T, S, 3), jnp.inf), jnp.full((T, S, 1), float(_RUNNING))], axis=-1
+        ),
+        res_H=jnp.zeros((T, S, P, P)) if plan.keep_hessian else (),
+        nxt=jnp.zeros(T, i32),
+        ck=jnp.full(T, first, i32),
+        prev=jnp.full(T, jnp.inf),
+        done=jnp.zeros(T, bool),
+        it=jnp.asarray(0, i32),
+    )
+    per_task = plan.screen_steps + 1 + plan.max_steps
+    it_cap = -(-(T * (cap + (S if inline else 0))) // K) * (per_task + 1) + 2 * cap + 8
+
+    def dispatch(p: _Pool) -> _Pool:
+        free = p.slot_t < 0
+        live = ~p.done
+        w0 = jnp.where(live, S - p.scr_next, 0)
+        w1 = jnp.where(live & p.ranked, jnp.maximum(p.ck - p.nxt, 0), 0)
+        spec_end = jnp.minimum(2 * p.ck, cap)
+        w2 = jnp.where(live & p.ranked, jnp.maximum(spec_end - jnp.maximum(p.nxt, p.ck), 0), 0)
+        wants = jnp.concatenate([w0, w1, w2]).astype(i32)
+        cum = jnp.cumsum(wants, dtype=i32)
+        begin_ = cum - wants
+        free_rank = jnp.cumsum(free, dtype=i32) - 1
+        assign = free & (free_rank < cum[-1])
+        e = jnp.clip(jnp.searchsorted(cum, free_rank, side="right").astype(i32), 0, 3 * T - 1)
+        part, t_new = e // T, e % T
+        offset = free_rank - begin_[e]
+        base = jnp.where(
+            part == 0,
+            p.scr_next[t_new],
+            jnp.where(part == 1, p.nxt[t_new], jnp.maximum(p.nxt[t_new], p.ck[t_new])),
+        )
+        i_new = jnp.clip(base + offset, 0, S - 1).astype(i32)
+        got = jnp.clip(jnp.sum(free, dtype=i32) - begin_, 0, wants)
+        x_new = jnp.where((part == 0)[:, None], p.scr_x[t_new, i_new], p.x_rank[t_new, i_new])
+        st = jax.tree_util.tree_map(lambda a, b: _rows(assign, a, b), jax.vmap(lm_init)(x_new), p.st)
+        return p._replace(
+            st=st,
+            kind=jnp.where(assign, jnp.minimum(part, 1), p.kind).astype(i32),
+            slot_t=jnp.where(assign, t_new, p.slot_t),
+            slot_i=jnp.where(assign, i_new, p.slot_i),
+            scr_next=(p.scr_next + got[:T]).astype(i32),
+            nxt=(p.nxt + got[T : 2 * T] + got[2 * T :]).astype(i32),
+        )
+
+    def evaluate(p: _Pool) -> _Pool:
+        active = p.slot_t >= 0
+        tt = jnp.maximum(p.slot_t, 0)
+        polishing = p.kind == 1
+        exact = jnp.any(active & polishing)
+        budget = jnp.where(polishing, plan.max_steps, plan.screen_steps + 1)
+
+        def one(s, t, b, pol):
+            f, g, Hg, Hn = fgh(s.x + s.d, table_at(t), exact)
+            return lm_update(s, f, g, Hg, Hn, box, max_steps=b, exact=pol, **opts)
+
+        st = jax.vmap(one)(p.st, tt, budget, polishing)
+        finished = active & (st.status != _RUNNING)
+        # screening results, by start
+        ts = jnp.where(finished & ~polishing, p.slot_t, T)
+        scr_x = p.scr_x.at[ts, p.slot_i].set(st.x, mode="drop")
+        scr_f = p.scr_f.at[ts, p.slot_i].set(jnp.where(jnp.isfinite(st.f), st.f, jnp.inf), mode="drop")
+        scr_done = p.scr_done.at[ts].add(1, mode="drop")
+        # polishing results, by rank
+        tp = jnp.where(finished & polishing, p.slot_t, T)
+        row = jnp.concatenate(
+            [
+                st.x,
+                st.f[:, None],
+                st.gnorm[:, None],
+                st.steps[:, None].astype(st.x.dtype),
+                st.status[:, None].astype(st.x.dtype),
+            ],
+            axis=1,
+        )
+        res = p.res.at[tp, p.slot_i].set(row.astype(p.res.dtype), mode="drop")
+        res_H = p.res_H
+        if plan.keep_hessian:
+            res_H = res_H.at[tp, p.slot_i].set(st.Hn, mode="drop")
+        return p._replace(
+            st=st,
+            slot_t=jnp.where(finished, -1, p.slot_t),
+            scr_x=scr_x,
+            scr_f=scr_f,
+            scr_done=scr_done,
+            res=res,
+            res_H=res_H,
+        )
+
+    def rank(p: _Pool) -> _Pool:
+        newly = ~p.ranked & (p.scr_done >= S)
+
+        def do(p):
+            order = jnp.argsort(p.scr_f, axis=1, stable=True).astype(i32)
+            x_rank = jnp.take_along_axis(p.scr_x, order[..., None], axis=1)
+            return p._replace(
+                order=jnp.where(newly[:, None], order, p.order),
+                x_rank=_rows(newly, x_rank, p.x_rank),
+                ranked=p.ranked | newly,
+            )
+
+        return jax.lax.cond(jnp.any(newly), do, lambda p: p, p)
+
+    def checkpoint(p: _Pool) -> _Pool:
+        res_f, res_status = p.res[..., P], p.res[..., P + 3]
+        in_ck = ranks[None, :] < p.ck[:, None]
+        completed = res_status >= 0
+        reached = p.ranked & ~p.done & jnp.all(completed | ~in_ck, axis=1)
+        fb = jnp.min(jnp.where(in_ck & jnp.isfinite(res_f), res_f, jnp.inf), axis=1)
+        tol = basin_rtol * jnp.abs(fb) + 1e-300
+        near = in_ck & (res_status == CONVERGED) & (res_f - fb[:, None] <= tol[:, None])
+        nb = jnp.sum(near, axis=1, dtype=i32)
+        bar = jnp.where(jnp.isfinite(p.prev), p.prev - basin_rtol * jnp.abs(p.prev), jnp.inf)
+        improved = fb < bar
+        stop = reached & ((p.ck >= cap) | (~improved & (nb >= 2)))
+        done = p.done | stop
+        # a finished table's speculative starts are dropped
+        drop = (p.slot_t >= 0) & done[jnp.maximum(p.slot_t, 0)]
+        status = jnp.where(done[:, None] & ~in_ck, float(_RUNNING), res_status)
+        return p._replace(
+            done=done,
+            prev=jnp.where(reached, fb, p.prev),
+            ck=jnp.where(reached & ~stop, jnp.minimum(2 * p.ck, cap), p.ck).astype(i32),
+            slot_t=jnp.where(drop, -1, p.slot_t),
+            res=p.res.at[..., P + 3].set(status),
+        )
+
+    def cond(p):
+        return ~jnp.all(p.done) & (p.it < it_cap)
+
+    def body(p):
+        p = evaluate(dispatch(p))
+        if inline:
+            p = rank(p)
+        p = checkpoint(p)
+        return p._replace(it=p.it + 1)
+
+    p = jax.lax.while_loop(cond, body, init)
+
+    # --- every start's result, in the given order ----------------------------------------
+    res_status = p.res[..., P + 3].astype(i32)
+    polished = res_status >= 0
+    f_scr_rank = jnp.take_along_axis(p.scr_f, p.order, axis=1)
+    screen_status = jnp.where(jnp.isfinite(f_scr_rank) | (not screening), SCREENED, NONFINITE)
+    x_r = jnp.where(polished[..., None], p.res[..., :P], p.x_rank)
+    f_r = jnp.where(polished, p.res[..., P], f_scr_rank)
+    st_r = jnp.where(polished, res_status, screen_status)
+    screened_steps = plan.screen_steps + 1 if screening else 0
+    steps_r = screened_steps + jnp.where(polished, p.res[..., P + 2], 0).astype(i32)
+    inv = jnp.argsort(p.order, axis=1).astype(i32)
+
+    def back(a):
+        idx = inv.reshape(inv.shape + (1,) * (a.ndim - 2))
+        return jnp.take_along_axis(a, idx, axis=1)
+
+    return TableSolution(
+        x=back(x_r),
+        f=back(f_r),
+        grad_norm=back(jnp.where(polished, p.res[..., P + 1], jnp.inf)),
+        steps=back(steps_r),
+        status=back(st_r.astype(i32)),
+        polished=jnp.sum(polished, axis=1, dtype=i32),
+        H=back(p.res_H) if plan.keep_hessian else (),
+        iterations=jnp.full(T, p.it, i32),
     )

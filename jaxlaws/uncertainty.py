@@ -166,9 +166,10 @@ def bootstrap(
     delta: float = 1e-3,
     init=None,
     frozen: Sequence[str] | Mapping[str, Any] | None = None,
+    output_weights: Sequence[float] | None = None,
     seed: int = 0,
-    polish: int | None = 32,
-    screen_steps: int = 5,
+    polish: int | str | None = "adaptive",
+    screen_steps: int | None = None,
     max_steps: int = 500,
     ftol: float = 1e-13,
     devices: int | None = None,
@@ -178,8 +179,8 @@ def bootstrap(
 
     Args:
         key: a ``jax.random`` key (the resamples are a function of it).
-        law, data, columns, target, objective, delta, init, frozen: as for
-            :func:`jaxlaws.fit`.
+        law, data, columns, target, objective, delta, init, frozen, output_weights: as
+            for :func:`jaxlaws.fit`.
         n_resamples: number of resamples ``R``.
         starts: the starts of every resample: ``"point"`` (default: the full-data
             optimum), ``"init"`` (Epoch's protocol: every resample from ``init``), or any
@@ -203,7 +204,15 @@ def bootstrap(
     References:
         Besiroglu et al., "Chinchilla Scaling: A replication attempt", 2024 (protocol).
     """
-    common = dict(columns=columns, target=target, objective=objective, delta=delta, init=init, frozen=frozen)
+    common = dict(
+        columns=columns,
+        target=target,
+        objective=objective,
+        delta=delta,
+        init=init,
+        frozen=frozen,
+        output_weights=output_weights,
+    )
     if point is None:
         point = fit(
             law,
@@ -218,7 +227,7 @@ def bootstrap(
         )
     prob = setup(law, data, **common)
     if isinstance(starts, str) and starts == "point":
-        x0s = point.x[None, : prob.layout.size - len(prob.layout.extra)]
+        x0s = point.x[None, : prob.layout.law_size]
     else:
         x0s = make_starts(prob.law, prob.layout, starts, seed=seed, init=prob.init)
     weights = resample_weights(key, len(prob.data), int(n_resamples))

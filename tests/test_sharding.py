@@ -77,8 +77,16 @@ def test_sharded_equals_single_device(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["fit1"] == out["fit4"]
-    for R in (3, 6, 8):
-        assert out[f"bs1_{R}"] == out[f"bs4_{R}"], R
+    # resamples: the per-device batch sets the number of solver slots, and XLA compiles a
+    # program with other slot counts with its reductions in another order: a resample's
+    # objective agrees to rounding, its parameters to 1e-6 along the flat A-B ridge (5e-8
+    # measured); with the same per-device batch (3 resamples: 4 on one device and on each
+    # of 4) they are equal to the bit
+    assert out["bs1_3"] == out["bs4_3"]
+    for R in (6, 8):
+        one, four = np.asarray(out[f"bs1_{R}"]), np.asarray(out[f"bs4_{R}"])
+        np.testing.assert_allclose(four[:R], one[:R], rtol=1e-12)
+        np.testing.assert_allclose(four[R:], one[R:], rtol=1e-6)
     # mixture sweeps agree to rounding, not to the bit: XLA compiles the law's gradient for
     # several devices with another order of operations (5.6e-17 apart on a single gradient),
     # and on the flat optimum the weights move by up to ~1e-8 (the error by ~1e-15)

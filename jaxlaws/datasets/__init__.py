@@ -105,6 +105,27 @@ DATASETS: dict[str, Dataset] = {
             ),
             law="filtering",
         ),
+        Dataset(
+            name="gadre-overtraining",
+            filename="gadre_overtraining.csv",
+            description=(
+                "104 language-model runs of Gadre et al. (11M to 6.9B parameters, 5 to 640 "
+                "tokens per parameter) on three datasets (c4_original, rpj, rw_original), with "
+                "the validation loss on several evaluation sets: one table for laws of N and D "
+                "and for laws with several outputs. Columns: dataset, model, N (parameters), "
+                "N_nonembed (non-embedding parameters), D (tokens), tokens_per_param, loss_c4 "
+                "(C4 validation), loss_openlm, loss_paloma_c4, loss_paloma_code (Paloma's 100 "
+                "programming languages), loss_paloma_falcon (RefinedWeb), loss_paloma_ptb, "
+                "loss_paloma_redpajama, loss_de_en."
+            ),
+            source="mlfoundations/scaling @ a003c49 (exp_data: models and evals, as a flat table)",
+            licence="MIT",
+            citation=(
+                "Gadre et al., 'Language models scale reliably with over-training and on "
+                "downstream tasks', 2024."
+            ),
+            law="chinchilla",
+        ),
     )
 }
 

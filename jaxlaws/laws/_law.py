@@ -9,6 +9,8 @@ from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 
+from jaxlaws import domains as _domains
+
 __all__ = ["Law"]
 
 
@@ -24,8 +26,18 @@ class Law:
         fn: the pure law function ``fn(params, *inputs, **options) -> prediction``.
         params: the parameter ``NamedTuple`` type, fields named after the paper's symbols.
         inputs: names of the inputs, in call order; also the default data columns.
-        target: default name of the predicted column (``"loss"``, ``"error"``).
+        target: default name of the predicted column (``"loss"``, ``"error"``); a law with
+            several outputs (a prediction of shape ``(n, k)``) names its target columns when
+            it is fitted.
         constraints: a ``params`` instance whose fields are :class:`Constraint` objects.
+        domains: input name -> :class:`~jaxlaws.domains.Domain` (or its name) for inputs
+            that are not ``positive``: ``"nonnegative"``, ``"real"``, ``"simplex"`` (a vector
+            of proportions per row) or ``"index"``. Given as a mapping; stored as pairs.
+        shapes: parameter name -> shape of a vector or matrix parameter, each dimension an
+            int, the name of a vector input (its width: ``"r"`` for proportions of shape
+            ``(n, k)``) or ``"outputs"`` (the number of target columns); e.g.
+            ``{"c": ("outputs",), "t": ("outputs", "r")}``. Undeclared parameters are
+            scalars. Given as a mapping; stored as pairs.
         log_fn: optional numerically stable ``log(prediction)`` (used by log-space fits).
         options: keyword options bound to ``fn`` (e.g. ``form="reference_code"``).
         start_grid: the paper's multi-start grid, one tuple of values per parameter,
@@ -48,6 +60,39 @@ class Law:
     reference: str = ""
     pool_params: tuple[str, ...] = ()
     configure: Callable[..., Any] | None = None
+    domains: Any = ()
+    shapes: Any = ()
+
+    def __post_init__(self):
+        pairs = self.domains.items() if isinstance(self.domains, Mapping) else self.domains
+        pairs = tuple((str(k), _domains.get(v)) for k, v in pairs)
+        unknown = sorted(k for k, _ in pairs if k not in self.inputs)
+        if unknown:
+            raise ValueError(
+                f"domains names {unknown}, which are not inputs of {self.name!r}: {list(self.inputs)}"
+            )
+        object.__setattr__(self, "domains", pairs)
+        shapes = self.shapes.items() if isinstance(self.shapes, Mapping) else self.shapes
+        shapes = tuple((str(k), tuple(d if isinstance(d, str) else int(d) for d in v)) for k, v in shapes)
+        for k, dims in shapes:
+            if k not in self.params._fields:
+                raise ValueError(f"shapes names {k!r}, which is not a parameter of {self.name!r}")
+            bad = [d for d in dims if isinstance(d, str) and d != "outputs" and d not in self.inputs]
+            if bad:
+                raise ValueError(
+                    f"shape of {k!r} names {bad}: a dimension is an int, an input of "
+                    f"{self.name!r} ({list(self.inputs)}) or 'outputs'"
+                )
+        object.__setattr__(self, "shapes", shapes)
+        if len(self.constraints) != len(self.params._fields):
+            raise ValueError(
+                f"law {self.name!r}: constraints has {len(self.constraints)} entries for "
+                f"{len(self.params._fields)} parameters {list(self.params._fields)}"
+            )
+
+    def domain(self, name: str) -> _domains.Domain:
+        """The declared domain of input ``name`` (``positive`` unless declared)."""
+        return dict(self.domains).get(name, _domains.positive)
 
     def __call__(self, params: NamedTuple, *inputs, **options):
         return self.fn(params, *inputs, **{**dict(self.options), **options})
