@@ -171,9 +171,10 @@ def fit_groups(
     )
     # validate every group up front: a bad row stops the job before any fitting
     positive = get_objective(objective).space == "log"
+    prepared = {}
     for g, df in groups:
         try:
-            prepare(law, df, columns=columns, target=target, positive_target=positive)
+            prepared[_key(g)] = prepare(law, df, columns=columns, target=target, positive_target=positive)
         except ValueError as err:
             raise ValueError(f"group {g!r}: {err}") from None
     n_max = max(len(df) for _, df in groups)
@@ -198,9 +199,10 @@ def fit_groups(
     )
     static = template.static(plan, (True, True, True))
     _, _, _, out_w, frozen_values, delta_arr = template.args()
+    frozen_np = tuple(np.asarray(v) for v in template.frozen_values)
 
-    def padded(df):
-        d = prepare(law, df, columns=columns, target=target, positive_target=positive)
+    def padded(g):
+        d = prepared[_key(g)]
         pad = n_max - len(d)
         inputs = tuple(np.concatenate([a, np.repeat(a[-1:], pad, axis=0)]) for a in d.inputs)
         y = np.concatenate([d.y, np.repeat(d.y[-1:], pad, axis=0)])
@@ -216,7 +218,7 @@ def fit_groups(
     with _open_for_append(part_file) as fh:
         for start in range(0, len(todo), chunk):
             part = todo[start : start + chunk]
-            arrays = [padded(df) for _, df in part]
+            arrays = [padded(g) for g, _ in part]
             arrays += [arrays[-1]] * (chunk - len(part))  # same shapes for every call
             inputs = tuple(np.stack([a[0][i] for a in arrays]) for i in range(len(law.inputs)))
             y = np.stack([a[1] for a in arrays])
@@ -237,7 +239,7 @@ def fit_groups(
             for i, (g, df) in enumerate(part):
                 f = np.where(np.isfinite(sol.f[i]), sol.f[i], np.inf)
                 best = int(np.argmin(f))
-                fields, extra = template.layout.unpack(jnp.asarray(sol.x[i, best]), frozen_values)
+                fields = template.layout.unpack_law(np.asarray(sol.x[i, best]), frozen_np)
                 params = {
                     name: (float(v) if np.ndim(v) == 0 else np.asarray(v).tolist())
                     for name, v in zip(law.param_names, fields)

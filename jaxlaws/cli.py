@@ -25,7 +25,16 @@ import warnings
 __all__ = ["main"]
 
 
-def _parse_columns(text: str | None) -> dict[str, str]:
+def _column_spec(text: str):
+    """``COL``, ``COL1+COL2+...`` (several columns: one vector input or several targets) or
+    a glob such as ``p_*`` (kept as a string; the table resolves it)."""
+    parts = [c.strip() for c in text.split("+")]
+    if any(not c for c in parts):
+        raise ValueError(f"empty column name in {text!r}")
+    return parts if len(parts) > 1 else parts[0]
+
+
+def _parse_columns(text: str | None) -> dict:
     if not text:
         return {}
     out = {}
@@ -33,7 +42,7 @@ def _parse_columns(text: str | None) -> dict[str, str]:
         if "=" not in part:
             raise ValueError(f"--columns expects LAW_INPUT=COLUMN pairs separated by commas, got {part!r}")
         k, v = part.split("=", 1)
-        out[k.strip()] = v.strip()
+        out[k.strip()] = _column_spec(v)
     return out
 
 
@@ -105,7 +114,8 @@ def _fit(args) -> int:
     # what fit, bootstrap and batch jobs share
     common = dict(
         columns=_parse_columns(args.columns),
-        target=args.target,
+        target=_column_spec(args.target) if args.target else None,
+        output_weights=_floats(args.output_weights, "--output-weights") if args.output_weights else None,
         objective=args.objective,
         delta=args.delta,
         init=json.loads(args.init) if args.init else None,
@@ -131,6 +141,9 @@ def _fit(args) -> int:
         subset=subset if args.dataset else None,
         data_path=os.path.abspath(args.data) if args.data else None,
     )
+    if ":" in law:  # a user's law: where to load it from again
+        where, _, attr = law.rpartition(":")
+        record["law_source"] = (os.path.abspath(where) if where.endswith(".py") else where) + ":" + attr
     record["warnings"] = [str(w.message) for w in caught]
     if args.bootstrap:
         bs = jaxlaws.bootstrap(jax.random.key(args.seed), law, table, args.bootstrap, point=res, **common)
@@ -265,14 +278,35 @@ def _datasets(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jaxlaws", description="Fit scaling laws to tables of training runs.")
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="do not keep compiled solvers on disk (the cache is also off with JAXLAWS_CACHE_DIR=off)",
+    )
+    p.add_argument(
+        "--cache-dir",
+        help="where compiled solvers are kept (default: JAXLAWS_CACHE_DIR, else ~/.cache/jaxlaws/xla)",
+    )
     sub = p.add_subparsers(dest="command", required=True)
     f = sub.add_parser("fit", help="fit a law to a bundled dataset or a CSV/Parquet file")
     f.add_argument("--dataset", help="a bundled dataset (see `jaxlaws datasets`)")
     f.add_argument("--subset", help="a named subset of the dataset ('all' for every row)")
     f.add_argument("--data", help="a CSV or Parquet file")
-    f.add_argument("--law", help="chinchilla, data_constrained, filtering, filtering_mixture")
-    f.add_argument("--columns", help="LAW_INPUT=COLUMN,... where the table's names differ")
-    f.add_argument("--target", help="the column to fit (default: the law's, e.g. loss)")
+    f.add_argument(
+        "--law",
+        help="chinchilla, data_constrained, filtering, filtering_mixture, or your own law: FILE.py:NAME",
+    )
+    f.add_argument(
+        "--columns",
+        help="LAW_INPUT=COLUMN,... where the table's names differ; COL1+COL2+... or a glob (p_*) "
+        "makes one vector input (mixture proportions)",
+    )
+    f.add_argument(
+        "--target",
+        help="the column to fit (default: the law's, e.g. loss); COL1+COL2+... or a glob (loss_*) "
+        "for a law with several outputs",
+    )
+    f.add_argument("--output-weights", help="one weight per target column, comma-separated (default: 1)")
     f.add_argument(
         "--objective", default="huber", help="huber (default), huber_linear, sse, sse_log, huber_likelihood"
     )
@@ -317,9 +351,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _cache(args) -> None:
+    """The persistent compilation cache (default on, in the user's cache directory)."""
+    from jaxlaws.compilation import enable_compilation_cache
+
+    if not args.no_cache:
+        enable_compilation_cache(args.cache_dir)
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _cache(args)
         return args.func(args)
     except FileNotFoundError as err:
         print(f"jaxlaws: error: no such file: {err.filename}", file=sys.stderr)

@@ -87,7 +87,7 @@ class Domain:
             if off.any():
                 i = int(np.argmax(off))
                 raise ValueError(
-                    f"columns {list(columns)}, row {index[i]!r}: proportions sum to {float(sums[i])!r}, "
+                    f"columns {list(columns)}, row {index[i]!r}: proportions sum to {float(sums[i]):.10g}, "
                     f"not 1 (within {SIMPLEX_ATOL:g})"
                 )
         return arr.astype(np.float64)

@@ -43,15 +43,27 @@ class ExtrapolationResult:
 
     @property
     def rmse_log(self) -> float:
-        """Root mean square of ``log(predicted) - log(observed)``."""
-        r = np.log(self.heldout["predicted"]) - np.log(self.heldout["observed"])
+        """Root mean square of ``log(predicted) - log(observed)`` (NaN where a value is not
+        positive: use :attr:`rmse` for such targets)."""
+        obs, pred = self.heldout["observed"].to_numpy(), self.heldout["predicted"].to_numpy()
+        if np.any(obs <= 0) or np.any(pred <= 0):
+            return float("nan")
+        r = np.log(pred) - np.log(obs)
+        return float(np.sqrt(np.mean(r * r)))
+
+    @property
+    def rmse(self) -> float:
+        """Root mean square of ``predicted - observed``."""
+        r = self.heldout["error"].to_numpy()
         return float(np.sqrt(np.mean(r * r)))
 
     def summary(self) -> str:
+        log = np.isfinite(self.rmse_log)
+        error = f"RMSE of log {self.rmse_log:.4g}" if log else f"RMSE {self.rmse:.4g}"
         return (
             f"fitted {self.fit.law.name} on {self.fit.n_points} rows with {self.by} < {self.threshold:.4g}; "
             f"{len(self.heldout)} held out: mean |relative error| {self.mean_abs_relative_error:.4%}, "
-            f"RMSE of log {self.rmse_log:.4g}, max |relative error| "
+            f"{error}, max |relative error| "
             f"{float(np.max(np.abs(self.heldout['relative_error']))):.4%}"
         )
 
@@ -86,12 +98,18 @@ def extrapolate(
     """
     law = get(law)
     d = prepare(law, data, columns=columns, target=target, positive_target=False)
+    if d.n_outputs > 1:
+        raise ValueError("extrapolate takes a law with one output; fit each output's columns on its own")
     named = dict(zip(law.inputs, d.inputs))
     if by is None or by == "compute":
         if "N" in named and "D" in named:
             scale, by = 6.0 * named["N"] * named["D"], "compute"
         else:
             scale, by = named[law.inputs[0]], law.inputs[0]
+            if scale.ndim != 1:
+                raise ValueError(
+                    f"input {by!r} is a vector per row: give by= the column that orders runs by scale"
+                )
     else:
         if by not in data.columns:
             raise ValueError(f"missing column {by!r} to order runs by; the table has {list(data.columns)}")

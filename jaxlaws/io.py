@@ -97,5 +97,5 @@ def load_fit(path: str | os.PathLike) -> SavedFit:
     for key in ("law", "params"):
         if key not in record:
             raise ValueError(f"{os.fspath(path)} is not a saved fit: it has no {key!r}")
-    law = get(record["law"]).with_options(**record.get("law_options", {}))
+    law = get(record.get("law_source") or record["law"]).with_options(**record.get("law_options", {}))
     return SavedFit(law=law, params=law.make_params(record["params"]), record=record)

@@ -126,6 +126,13 @@ class Objective:
             return jnp.where(a <= delta, 1.0, delta / jnp.where(a <= delta, 1.0, a))
         return jnp.full_like(z, 2.0)
 
+    def rho_derivatives(self, z, delta):
+        """``(rho(z), rho'(z), rho''(z))`` elementwise, in closed form."""
+        if self.name in ("huber", "huber_linear", "huber_likelihood"):
+            inside = jnp.abs(z) <= delta
+            return huber(z, delta), jnp.clip(z, -delta, delta), inside.astype(z.dtype)
+        return z * z, 2.0 * z, jnp.full_like(z, 2.0)
+
 
 OBJECTIVES: dict[str, Objective] = {
     o.name: o

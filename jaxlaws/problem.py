@@ -42,6 +42,12 @@ __all__ = ["Layout", "Problem", "setup", "solve", "plan_for", "check_traceable"]
 STEP_LOG = 3.0
 #: The largest change of a linear coordinate in one step, relative to ``max(1, |x|)``.
 STEP_LINEAR = 3.0
+#: Starts a table polishes in its first round (fewer for fewer than 64 starts: an eighth,
+#: at least 2), before its polishing widens.
+FIRST_ROUND = 8
+#: Slots stepped together: a pool of more than twice this many is stepped block by block,
+#: skipping blocks with no start in them.
+BLOCK = 256
 #: Starts are screened on the polishing slots when there are at most this many per slot.
 INLINE_SCREEN = 16
 
@@ -175,6 +181,22 @@ def _fgh(x, inputs, y_t, w, out_w, frozen_values, delta, exact, *, law, objectiv
 
     J, r = jax.jacfwd(twice, has_aux=True)(xl)
     W = _weights(w, out_w, y_t.shape)
+    if not E:
+        # closed-form loss derivatives (no nuisance parameters)
+        rho, d1r, d2r = objective.rho_derivatives(r, delta)
+        f = jnp.sum(W * rho)
+        psi = W * d1r
+        g = jnp.sum(J * psi[:, None], axis=0)
+        Hg = _gram(J, W * objective.irls(r, delta))
+        if objective.polish != "newton":
+            return f, g, Hg, Hg
+
+        def newton(_):
+            v = jax.lax.stop_gradient(psi)
+            return _gram(J, W * d2r) + jax.hessian(lambda xl: v @ res(xl))(xl)
+
+        return f, g, Hg, jax.lax.cond(exact, newton, lambda _: Hg, None)
+
     q = jnp.concatenate([r[:, None], jnp.broadcast_to(e, (r.shape[0], E))], axis=1)
 
     def point(qi):
@@ -193,8 +215,6 @@ def _fgh(x, inputs, y_t, w, out_w, frozen_values, delta, exact, *, law, objectiv
         d2 = jax.vmap(jax.hessian(point))(q)
         v = jax.lax.stop_gradient(psi)
         H_ll = _gram(J, W * d2[:, 0, 0]) + jax.hessian(lambda xl: v @ res(xl))(xl)
-        if not E:
-            return H_ll
         H_le = J.T @ (W[:, None] * d2[:, 0, 1:])
         H_ee = jnp.sum(W[:, None, None] * d2[:, 1:, 1:], axis=0)
         return jnp.block([[H_ll, H_le], [H_le.T, H_ee]])
@@ -320,8 +340,9 @@ def plan_for(
 ) -> solvers.Plan:
     """The static plan of a solve.
 
-    ``polish="adaptive"`` (default) polishes ``min(starts, 8)`` starts per table first and
-    widens in rounds; an int polishes exactly that many; ``None`` polishes every start.
+    ``polish="adaptive"`` (default) polishes :data:`FIRST_ROUND` starts per table first (an
+    eighth of them, at least 2, for fewer than 64) and widens in rounds; an int polishes
+    exactly that many; ``None`` polishes every start.
     The number of solver slots grows with the work available and shrinks with the size of
     one evaluation, so a batch keeps its slots busy without holding more than it uses.
     """
@@ -333,7 +354,7 @@ def plan_for(
     elif isinstance(polish, str):
         if polish != "adaptive":
             raise ValueError(f"polish must be 'adaptive', an int or None, got {polish!r}")
-        first, cap = min(S, 8), S
+        first, cap = min(S, FIRST_ROUND, max(2, S // 8)), S
     else:
         if int(polish) < 1:
             raise ValueError(f"polish must be at least 1, got {polish}")
@@ -341,6 +362,11 @@ def plan_for(
     work = max(1, n_residuals) * max(1, n_params)
     budget = max(16, (1 << 19) // work)
     slots = int(min(n_tables * cap, max(16, min(n_tables * 2 * first, budget))))
+    # many slots are stepped in blocks, so that a tail of slow starts steps one block
+    block = 0
+    if slots > 2 * BLOCK:
+        slots = -(-slots // BLOCK) * BLOCK
+        block = BLOCK
     # screen on the polishing slots (one loop, the shortest compilation) unless there are
     # many more starts than slots: then screen ahead, in cache-sized chunks
     inline = n_tables * S <= INLINE_SCREEN * slots
@@ -354,6 +380,7 @@ def plan_for(
         screen_chunk=chunk,
         keep_hessian=bool(keep_hessian),
         certify=bool(certify),
+        block=block,
     )
 
 

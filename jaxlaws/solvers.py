@@ -264,7 +264,7 @@ def lm_init(x0, lam0=1e-3) -> LMState:
 #: to the exact Hessian where that is positive definite (Fletcher and Xu's hybrid rule,
 #: guarded): Gauss-Newton makes fast progress far from the optimum, where the exact Hessian
 #: misleads, and only linear progress near it.
-HYBRID_SWITCH = 0.2
+HYBRID_SWITCH = 1e-3
 
 
 def lm_update(
@@ -421,6 +421,8 @@ class Plan(NamedTuple):
             first, ``screen_chunk`` at a time (for many starts of one table).
         keep_hessian: also return every polished start's exact curvature (diagnostics).
         certify: certify convergence with the model (see :func:`lm_update`).
+        block: slots are stepped in blocks of this many (a divisor of ``slots``; ``0``:
+            all at once), busy slots first, and a block without a busy slot is skipped.
     """
 
     screen_steps: int
@@ -431,6 +433,7 @@ class Plan(NamedTuple):
     screen_chunk: int = 0
     keep_hessian: bool = False
     certify: bool = True
+    block: int = 0
 
 
 class TableSolution(NamedTuple):
@@ -603,6 +606,13 @@ def solve_tables(
     it_cap = -(-(T * (cap + (S if inline else 0))) // K) * (per_task + 1) + 2 * cap + 8
 
     def dispatch(p: _Pool) -> _Pool:
+        return jax.lax.cond(jnp.any(p.slot_t < 0) & jnp.any(pending(p)), fill, lambda p: p, p)
+
+    def pending(p: _Pool):
+        live = ~p.done
+        return (live & (p.scr_next < S)) | (live & p.ranked & (p.nxt < jnp.minimum(2 * p.ck, cap)))
+
+    def fill(p: _Pool) -> _Pool:
         free = p.slot_t < 0
         live = ~p.done
         w0 = jnp.where(live, S - p.scr_next, 0)
@@ -635,7 +645,26 @@ def solve_tables(
             nxt=(p.nxt + got[T : 2 * T] + got[2 * T :]).astype(i32),
         )
 
+    B = plan.block if 0 < plan.block < K else K
+    n_blocks = K // B
+
     def evaluate(p: _Pool) -> _Pool:
+        if n_blocks > 1:
+            # only blocks holding a busy slot are stepped; when busy slots are spread over
+            # more blocks than they need, they are moved to the front first. A tail of a few
+            # slow starts then costs one block per step, not the whole pool
+            def compact(p):
+                perm = jnp.argsort(p.slot_t < 0, stable=True)
+                return p._replace(
+                    st=jax.tree_util.tree_map(lambda a: a[perm], p.st),
+                    kind=p.kind[perm],
+                    slot_t=p.slot_t[perm],
+                    slot_i=p.slot_i[perm],
+                )
+
+            busy_blocks = jnp.sum(jnp.any((p.slot_t >= 0).reshape(n_blocks, B), axis=1), dtype=i32)
+            needed = (jnp.sum(p.slot_t >= 0, dtype=i32) + B - 1) // B
+            p = jax.lax.cond(busy_blocks > needed, compact, lambda p: p, p)
         active = p.slot_t >= 0
         tt = jnp.maximum(p.slot_t, 0)
         polishing = p.kind == 1
@@ -646,7 +675,24 @@ def solve_tables(
             f, g, Hg, Hn = fgh(s.x + s.d, table_at(t), exact)
             return lm_update(s, f, g, Hg, Hn, box, max_steps=b, exact=pol, **opts)
 
-        st = jax.vmap(one)(p.st, tt, budget, polishing)
+        if n_blocks == 1:
+            st = jax.vmap(one)(p.st, tt, budget, polishing)
+        else:
+            busy = jnp.any(active.reshape(n_blocks, B), axis=1)
+
+            def block(b, st):
+                def cut(a):
+                    return jax.lax.dynamic_slice_in_dim(a, b * B, B)
+
+                def step(st):
+                    new = jax.vmap(one)(jax.tree_util.tree_map(cut, st), cut(tt), cut(budget), cut(polishing))
+                    return jax.tree_util.tree_map(
+                        lambda a, v: jax.lax.dynamic_update_slice_in_dim(a, v, b * B, 0), st, new
+                    )
+
+                return jax.lax.cond(busy[b], step, lambda st: st, st)
+
+            st = jax.lax.fori_loop(0, n_blocks, block, p.st)
         finished = active & (st.status != _RUNNING)
         # screening results, by start
         ts = jnp.where(finished & ~polishing, p.slot_t, T)

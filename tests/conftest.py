@@ -1,12 +1,17 @@
 """Test configuration: float64 on, strict dtype promotion, shared helpers."""
 
 import json
+import os
 import pathlib
 
 import jax
 import pytest
 
 import jaxlaws  # noqa: F401  (turns on x64)
+
+# the command line keeps compiled solvers in the user's cache directory by default: not from
+# the tests (nor the subprocesses they start); tests of the cache give their own directory
+os.environ["JAXLAWS_CACHE_DIR"] = "off"
 
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 

@@ -198,3 +198,116 @@ def test_allocate_and_mix_from_saved_fits(tmp_path, capsys):
     capsys.readouterr()
     assert main(["mix", str(pools), "--sizes", "12.8e6", "--budgets", "1e8"]) == 2
     assert "--sizes has 1 pools; the fit has 2" in capsys.readouterr().err
+
+
+MIXING_LAW_FILE = '''
+"""A user's law: Ye et al.'s exp-linear data-mixing law, identifiable form."""
+from typing import Any, NamedTuple
+
+import jax.numpy as jnp
+
+import jaxlaws
+from jaxlaws import constraints as C
+
+
+class MixingParams(NamedTuple):
+    c: Any
+    t: Any
+
+
+MIXING = jaxlaws.Law(
+    name="mixing_exp",
+    fn=lambda p, r: p.c + jnp.exp(r @ p.t.T),
+    params=MixingParams,
+    inputs=("r",),
+    target="loss",
+    domains={"r": "simplex"},
+    shapes={"c": ("outputs",), "t": ("outputs", "r")},
+    constraints=MixingParams(c=C.positive.within(0.5, 5.0), t=C.real.within(-10.0, 5.0)),
+)
+'''
+
+
+def _mixing_files(tmp_path):
+    import sys
+
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1] / "benchmarks"))
+    import suite
+
+    laws_py, csv = tmp_path / "mylaws.py", tmp_path / "swarm.csv"
+    laws_py.write_text(MIXING_LAW_FILE)
+    suite.mixing_data().to_csv(csv, index=False)
+    return laws_py, csv
+
+
+def test_a_users_mixing_law_with_five_outputs_fits_from_the_command_line(tmp_path, capsys):
+    import numpy as np
+    import pandas as pd
+
+    from jaxlaws.io import load_fit
+
+    laws_py, csv = _mixing_files(tmp_path)
+    out = tmp_path / "mix.json"
+    argv = ["fit", "--data", str(csv), "--law", f"{laws_py}:MIXING", "--columns", "r=r_*"]
+    argv += ["--target", "loss_*", "--starts", "8", "--output", str(out)]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "40 rows" in text and "status converged" in text
+    saved = load_fit(out)  # the law is found again from its file
+    assert np.shape(saved.params.t) == (5, 5)
+    pred = saved.predict(pd.read_csv(csv))
+    assert pred.shape == (40, 5)
+    assert json.loads(out.read_text())["columns"]["target"][0] == "loss_academic"
+
+
+@pytest.mark.parametrize(
+    "law, message",
+    [
+        ("nofile.py:MIXING", "no such file for the law 'nofile.py:MIXING'"),
+        ("{laws}:NOPE", "has no 'NOPE'; the laws in it: ['MIXING']"),
+        ("{laws}:MixingParams", "is a type, not a jaxlaws.Law"),
+    ],
+)
+def test_a_users_law_that_cannot_be_loaded_is_one_line(tmp_path, capsys, law, message):
+    laws_py, csv = _mixing_files(tmp_path)
+    argv = [
+        "fit",
+        "--data",
+        str(csv),
+        "--law",
+        law.format(laws=laws_py),
+        "--columns",
+        "r=r_*",
+        "--target",
+        "loss_*",
+    ]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_the_compilation_cache_is_kept_where_asked_and_off_when_asked(tmp_path):
+    import subprocess
+    import sys
+
+    cache = tmp_path / "cache"
+    cmd = [sys.executable, "-m", "jaxlaws", "--cache-dir", str(cache), "fit", "--dataset", "chinchilla-epoch"]
+    cmd += ["--starts", "8"]
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    first = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert first.returncode == 0, first.stderr
+    kept = sorted(p.name for p in cache.iterdir())
+    assert any("program" in name for name in kept), kept  # the solver
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert again.returncode == 0 and again.stdout == first.stdout  # same fit from the cache
+    off = tmp_path / "off"
+    env_off = {**env, "JAXLAWS_CACHE_DIR": "off"}
+    cmd_off = [sys.executable, "-m", "jaxlaws", "fit", "--dataset", "chinchilla-epoch", "--starts", "8"]
+    assert (
+        subprocess.run(cmd_off, capture_output=True, env=env_off, cwd=tmp_path, timeout=300).returncode == 0
+    )
+    moved = {**env, "JAXLAWS_CACHE_DIR": str(off)}
+    assert (
+        subprocess.run(cmd_off + ["--seed", "1"], capture_output=True, env=moved, timeout=300).returncode == 0
+    )
+    assert any(off.iterdir())  # the variable moves it

@@ -16,8 +16,17 @@ def runs():
 
 @pytest.fixture(scope="module")
 def paper_grid_fit(runs):
-    # the paper's start grid R*_D, R*_N in {4, 8, ..., 20}, the law's declared grid
-    return jaxlaws.fit("data_constrained", runs, init=laws.MUENNIGHOFF_C4, frozen=FROZEN)
+    # the paper's start grid R*_D, R*_N in {4, 8, ..., 20}, the law's declared grid, every
+    # start polished
+    return jaxlaws.fit("data_constrained", runs, init=laws.MUENNIGHOFF_C4, frozen=FROZEN, polish=None)
+
+
+def test_adaptive_polishing_finds_what_polishing_every_start_finds(runs, paper_grid_fit):
+    r = jaxlaws.fit("data_constrained", runs, init=laws.MUENNIGHOFF_C4, frozen=FROZEN)
+    assert r.n_polished < 25
+    # the same basin, to rounding (the two plans compile to programs with other slot counts)
+    assert r.value == pytest.approx(paper_grid_fit.value, rel=1e-12)
+    np.testing.assert_allclose(np.asarray(r.params), np.asarray(paper_grid_fit.params), rtol=1e-7)
 
 
 def test_paper_grid_finds_both_basins(paper_grid_fit):

@@ -46,17 +46,61 @@ REGISTRY: dict[str, Law] = {
 
 
 def get(name: str | Law) -> Law:
-    """The built-in :class:`Law` called ``name`` (a ``Law`` is returned unchanged).
+    """The built-in :class:`Law` called ``name``, or a user's law named ``"FILE.py:NAME"``
+    or ``"package.module:NAME"`` (a ``Law`` is returned unchanged).
 
     Raises:
-        ValueError: for an unknown name, listing the known ones.
+        ValueError: for an unknown name, listing the known ones, or a user's law that cannot
+            be loaded (no such file or attribute, not a ``Law``), in one line.
     """
     if isinstance(name, Law):
         return name
+    if ":" in str(name):
+        return _load_user_law(str(name))
     key = str(name).strip().lower().replace("-", "_")
     if key not in REGISTRY:
         raise ValueError(f"unknown law {name!r}{suggest(key, REGISTRY)}; known laws: {sorted(REGISTRY)}")
     return REGISTRY[key]
+
+
+def _load_user_law(spec: str) -> Law:
+    """Import ``FILE.py:NAME`` or ``module:NAME`` and return its :class:`Law`."""
+    import importlib
+    import importlib.util
+    import os
+    import sys
+
+    where, _, attr = spec.rpartition(":")
+    if not where or not attr:
+        raise ValueError(f"a user's law is FILE.py:NAME or module:NAME, got {spec!r}")
+    try:
+        if where.endswith(".py") or os.sep in where:
+            path = os.path.abspath(where)
+            if not os.path.isfile(path):
+                raise ValueError(f"no such file for the law {spec!r}: {where}")
+            mod_name = f"jaxlaws_user_{abs(hash(path))}"
+            module = sys.modules.get(mod_name)
+            if module is None:
+                loader = importlib.util.spec_from_file_location(mod_name, path)
+                module = importlib.util.module_from_spec(loader)
+                sys.modules[mod_name] = module
+                loader.loader.exec_module(module)
+        else:
+            module = importlib.import_module(where)
+    except ValueError:
+        raise
+    except Exception as err:  # the user's file: any error it raises on import
+        msg = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise ValueError(
+            f"could not import {where!r} for the law {spec!r}: {type(err).__name__}: {msg}"
+        ) from None
+    if not hasattr(module, attr):
+        laws = sorted(k for k, v in vars(module).items() if isinstance(v, Law))
+        raise ValueError(f"{where!r} has no {attr!r}; the laws in it: {laws}")
+    law = getattr(module, attr)
+    if not isinstance(law, Law):
+        raise ValueError(f"{spec!r} is a {type(law).__name__}, not a jaxlaws.Law")
+    return law
 
 
 __all__ = [
