@@ -7,8 +7,9 @@ devices with ``shard_map``; the padding is dropped. Every device runs the same p
 program. Fits of groups and resamples come out bit-identical on 1 and 4 devices when each
 device holds as many problems as the single one did, and agree to rounding otherwise (the
 slot count of the solver follows the per-device batch). Mixture sweeps agree to rounding
-(about 1e-15 in the error), because XLA orders the floating-point operations of the law's gradient differently in a multi-device program. The
-starts of one fit stay on one device, because screening ranks them jointly.
+(about 1e-15 in the error), because XLA orders the floating-point operations of the law's
+gradient differently in a multi-device program. The starts of one fit stay on one device,
+because screening ranks them jointly.
 
 Hosts: under ``jax.distributed.initialize()`` (see :func:`initialize`) every process takes
 its share of a batch job's groups (:func:`process_share`), fits it on its own local devices,
