@@ -351,6 +351,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _host_devices() -> None:
+    """On a CPU, JAX sees one device; split it into one per core (at most 8) so that batch
+    jobs and bootstraps use every core, unless ``XLA_FLAGS`` already sets a count or
+    ``JAXLAWS_HOST_DEVICES`` gives one. Must run before JAX starts a backend."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_force_host_platform_device_count" in flags:
+        return
+    given = os.environ.get("JAXLAWS_HOST_DEVICES", "").strip()
+    try:
+        count = int(given) if given else min(os.cpu_count() or 1, 8)
+    except ValueError:
+        raise ValueError(f"JAXLAWS_HOST_DEVICES must be a whole number, got {given!r}") from None
+    if count > 1:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={count}".strip()
+
+
 def _cache(args) -> None:
     """The persistent compilation cache (default on, in the user's cache directory)."""
     from jaxlaws.compilation import enable_compilation_cache
@@ -362,6 +378,7 @@ def _cache(args) -> None:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _host_devices()
         _cache(args)
         return args.func(args)
     except FileNotFoundError as err:

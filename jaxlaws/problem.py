@@ -45,8 +45,13 @@ STEP_LINEAR = 3.0
 #: Starts a table polishes in its first round (fewer for fewer than 64 starts: an eighth,
 #: at least 2), before its polishing widens.
 FIRST_ROUND = 8
-#: Slots stepped together: a pool of more than twice this many is stepped block by block,
-#: skipping blocks with no start in them.
+#: Polishing steps after which a start that has not converged pauses until its round is
+#: complete: it resumes if it is within a factor of two of its table's best objective, and
+#: is abandoned otherwise (:class:`~jaxlaws.solvers.Plan`).
+SOFT_STEPS = 50
+#: Most slots stepped together: a larger pool is stepped block by block (blocks of fewer
+#: slots where one evaluation is large, so a block's arrays stay in cache), skipping blocks
+#: with no start in them.
 BLOCK = 256
 #: Starts are screened on the polishing slots when there are at most this many per slot.
 INLINE_SCREEN = 16
@@ -179,23 +184,40 @@ def _fgh(x, inputs, y_t, w, out_w, frozen_values, delta, exact, *, law, objectiv
         r = res(xl)
         return r, r
 
-    J, r = jax.jacfwd(twice, has_aux=True)(xl)
     W = _weights(w, out_w, y_t.shape)
     if not E:
         # closed-form loss derivatives (no nuisance parameters)
+        if objective.polish != "newton":
+            J, r = jax.jacfwd(twice, has_aux=True)(xl)
+            S = None
+        else:
+
+            def with_second(xl):
+                # residuals and J^T v (v = w rho'(r), held fixed): one forward-mode pass over
+                # both gives J and the second-order term sum_i v_i d^2 r_i together
+                r, vjp = jax.vjp(res, xl)
+                v = jax.lax.stop_gradient(W * objective.rho_derivatives(r, delta)[1])
+                return (r, vjp(v)[0]), r
+
+            def first_only(xl):
+                J, r = jax.jacfwd(twice, has_aux=True)(xl)
+                return J, r, jnp.zeros((n_law, n_law), J.dtype)
+
+            def both(xl):
+                (J, S), r = jax.jacfwd(with_second, has_aux=True)(xl)
+                return J, r, S
+
+            J, r, S = jax.lax.cond(exact, both, first_only, xl)
         rho, d1r, d2r = objective.rho_derivatives(r, delta)
         f = jnp.sum(W * rho)
         psi = W * d1r
         g = jnp.sum(J * psi[:, None], axis=0)
         Hg = _gram(J, W * objective.irls(r, delta))
-        if objective.polish != "newton":
+        if S is None:
             return f, g, Hg, Hg
+        return f, g, Hg, jnp.where(exact, _gram(J, W * d2r) + S, Hg)
 
-        def newton(_):
-            v = jax.lax.stop_gradient(psi)
-            return _gram(J, W * d2r) + jax.hessian(lambda xl: v @ res(xl))(xl)
-
-        return f, g, Hg, jax.lax.cond(exact, newton, lambda _: Hg, None)
+    J, r = jax.jacfwd(twice, has_aux=True)(xl)
 
     q = jnp.concatenate([r[:, None], jnp.broadcast_to(e, (r.shape[0], E))], axis=1)
 
@@ -360,13 +382,15 @@ def plan_for(
             raise ValueError(f"polish must be at least 1, got {polish}")
         first = cap = min(int(polish), S)
     work = max(1, n_residuals) * max(1, n_params)
-    budget = max(16, (1 << 19) // work)
+    budget = max(16, (1 << 21) // work)
     slots = int(min(n_tables * cap, max(16, min(n_tables * 2 * first, budget))))
-    # many slots are stepped in blocks, so that a tail of slow starts steps one block
+    # many slots are stepped in blocks (small enough to stay in cache), so that a tail of
+    # slow starts steps one block
+    size = 1 << max(5, min(BLOCK.bit_length() - 1, ((1 << 18) // work).bit_length() - 1))
     block = 0
-    if slots > 2 * BLOCK:
-        slots = -(-slots // BLOCK) * BLOCK
-        block = BLOCK
+    if slots > 2 * size:
+        slots = -(-slots // size) * size
+        block = size
     # screen on the polishing slots (one loop, the shortest compilation) unless there are
     # many more starts than slots: then screen ahead, in cache-sized chunks
     inline = n_tables * S <= INLINE_SCREEN * slots
@@ -381,6 +405,7 @@ def plan_for(
         keep_hessian=bool(keep_hessian),
         certify=bool(certify),
         block=block,
+        soft_steps=SOFT_STEPS if SOFT_STEPS < max_steps else 0,
     )
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "NONFINITE",
     "SCREENED",
     "STALLED",
+    "ABANDONED",
     "STATUS_NAMES",
     "Plan",
     "Box",
@@ -63,9 +64,13 @@ SCREENED = 3
 #: No step decreases the objective any more, yet its gradient is not small (a kink or a
 #: numerically flat ridge): the point is not a certified minimum.
 STALLED = 4
-STATUS_NAMES = ("converged", "max_steps", "nonfinite", "screened_out", "stalled")
+#: Polishing stopped early: after the first stage of steps the start was still far above
+#: the best objective its table had reached (see :class:`Plan`'s ``soft_steps``).
+ABANDONED = 5
+STATUS_NAMES = ("converged", "max_steps", "nonfinite", "screened_out", "stalled", "abandoned")
 
 _RUNNING = -1
+_PAUSED = -2
 _LAM_MAX = 1e20
 #: Largest damping at which a negligible predicted decrease certifies convergence: with
 #: Marquardt's scaling the step is then within a factor ``1 + LAM_CERTIFY / mu`` of Newton's
@@ -75,6 +80,9 @@ LAM_CERTIFY = 1e-8
 #: region where the exact quadratic model holds, and the Gauss-Newton majoriser makes
 #: steadier progress there.
 LAM_NEWTON = 1e-3
+#: A paused start resumes if its objective is at most ``best + HOPE |best|``: twice the best
+#: for a positive objective.
+HOPE = 1.0
 #: The most a good step shrinks the damping by (Nielsen's rule uses 1/3).
 LAM_SHRINK = 1.0 / 3.0
 
@@ -138,7 +146,9 @@ class LMState(NamedTuple):
     whose start has not been evaluated yet (its first trial is the start itself).
 
     ``Hg`` and ``Hn`` are the two curvatures at ``x`` (Gauss-Newton and exact; the same
-    matrix where only one is given); ``newton`` says which the next step uses.
+    matrix where only one is given); ``newton`` says which the next step uses, ``hn_ok``
+    whether ``Hn`` is the exact curvature at ``x`` (it is computed only when some start wants
+    it), ``wants`` whether the next evaluation should compute it.
     """
 
     x: jnp.ndarray
@@ -146,6 +156,8 @@ class LMState(NamedTuple):
     g: jnp.ndarray
     Hg: jnp.ndarray
     Hn: jnp.ndarray
+    hn_ok: jnp.ndarray
+    wants: jnp.ndarray
     newton: jnp.ndarray
     d: jnp.ndarray
     pred: jnp.ndarray
@@ -248,6 +260,8 @@ def lm_init(x0, lam0=1e-3) -> LMState:
         g=jnp.zeros(P),
         Hg=jnp.eye(P),
         Hn=jnp.eye(P),
+        hn_ok=jnp.asarray(False),
+        wants=jnp.asarray(False),
         newton=jnp.asarray(False),
         d=jnp.zeros(P),
         pred=jnp.asarray(0.0),
@@ -268,12 +282,25 @@ HYBRID_SWITCH = 1e-3
 
 
 def lm_update(
-    s: LMState, f_t, g_t, Hg_t, Hn_t, box: Box, *, max_steps, ftol, gtol, exact=True, certify=True
+    s: LMState,
+    f_t,
+    g_t,
+    Hg_t,
+    Hn_t,
+    box: Box,
+    *,
+    max_steps,
+    ftol,
+    gtol,
+    exact=True,
+    certify=True,
+    computed=True,
 ) -> LMState:
     """Take the evaluation ``(f_t, g_t, Hg_t, Hn_t)`` at the trial point ``s.x + s.d``:
     accept or reject it, update the damping (Nielsen's rule), choose the next step's
     curvature (Gauss-Newton while it makes fast progress, then exact), test convergence and
-    propose the next step. ``exact=False`` keeps to Gauss-Newton steps; ``max_steps`` may be
+    propose the next step. ``exact=False`` keeps to Gauss-Newton steps; ``computed=False``
+    says that ``Hn_t`` is not the exact curvature (it was not asked for); ``max_steps`` may be
     an array (one budget per state). ``certify=False`` counts a negligible accepted
     decrease, or a point no step decreases, as convergence without asking the model (for
     objectives whose minimum is a kink, such as a likelihood that is almost L1). A state
@@ -296,9 +323,10 @@ def lm_update(
     g = jnp.where(accept, g_t, s.g)
     Hg = jnp.where(accept, Hg_t, s.Hg)
     Hn = jnp.where(accept, Hn_t, s.Hn)
+    hn_ok = jnp.where(accept, computed, s.hn_ok)
     steps = s.steps + 1
     pg = _grad_norm(x, g, box)
-    newton = jnp.where(accept, slow, s.newton) & exact
+    newton = jnp.where(accept, slow, s.newton) & exact & hn_ok
     small = accept & ~s.fresh & (actual <= ftol * jnp.abs(s.f))
     # a rejected trial whose model promised a negligible decrease: the objective cannot
     # show a gain that small. Certified if that model was near-Newton (small damping)
@@ -311,6 +339,8 @@ def lm_update(
     d, pred, lam, grew = _propose(x, g, jnp.where(newton, Hn, Hg), lam, box)
     # the exact curvature stays in use only where it is positive definite at the damping
     newton = newton & ~grew
+    # ask for the exact curvature at the next trial while progress is slow or Newton steps run
+    wants = exact & (jnp.where(accept, slow, s.wants) | newton)
     certified = ((pred <= ftol * jnp.abs(f)) & (lam <= LAM_CERTIFY)) | (not certify)
     status = jnp.where(s.fresh & ~ok, NONFINITE, _RUNNING)
     status = jnp.where((small & certified) | certified_reject | (accept & (f == 0.0)), CONVERGED, status)
@@ -326,6 +356,8 @@ def lm_update(
         g=g,
         Hg=Hg,
         Hn=Hn,
+        hn_ok=hn_ok,
+        wants=wants,
         newton=newton,
         d=d,
         pred=pred,
@@ -423,6 +455,11 @@ class Plan(NamedTuple):
         certify: certify convergence with the model (see :func:`lm_update`).
         block: slots are stepped in blocks of this many (a divisor of ``slots``; ``0``:
             all at once), busy slots first, and a block without a busy slot is skipped.
+        soft_steps: a polishing start that has not converged after this many steps pauses
+            (``0``: none do). When its round is complete it resumes, up to ``max_steps``,
+            if its objective is within a factor :data:`HOPE` (relative) of the best its
+            table reached, and is :data:`ABANDONED` otherwise: a slow start heading for a
+            worse basin does not hold its table's round.
     """
 
     screen_steps: int
@@ -434,6 +471,7 @@ class Plan(NamedTuple):
     keep_hessian: bool = False
     certify: bool = True
     block: int = 0
+    soft_steps: int = 0
 
 
 class TableSolution(NamedTuple):
@@ -463,6 +501,9 @@ class _Pool(NamedTuple):
     x_rank: jnp.ndarray  # (T, S, P) screened starts in rank order
     res: jnp.ndarray  # (T, S, P + 4) polished: x, f, |g|, steps, status; by rank
     res_H: Any  # (T, S, P, P) or ()
+    saved: Any  # LMState (T, S, ...) of paused starts, by rank (or () without pausing)
+    resume: jnp.ndarray  # (T, S) paused starts to resume
+    resumed: jnp.ndarray  # (K,) the slot runs a resumed start
     nxt: jnp.ndarray  # (T,) ranks dispatched for polishing
     ck: jnp.ndarray  # (T,) the round boundary being waited for
     prev: jnp.ndarray  # (T,) best objective at the previous boundary
@@ -531,6 +572,7 @@ def solve_tables(
     first, cap, K = plan.first, plan.cap, plan.slots
     screening = plan.screen_steps > 0 and first < S
     inline = screening and plan.screen_chunk == 0
+    pausing = 0 < plan.soft_steps < plan.max_steps
     i32 = jnp.int32
 
     def begin(x0, tab):
@@ -596,6 +638,11 @@ def solve_tables(
             [x_rank0, jnp.full((T, S, 3), jnp.inf), jnp.full((T, S, 1), float(_RUNNING))], axis=-1
         ),
         res_H=jnp.zeros((T, S, P, P)) if plan.keep_hessian else (),
+        saved=jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (T, S) + a.shape), lm_init(jnp.zeros(P)))
+        if pausing
+        else (),
+        resume=jnp.zeros((T, S), bool),
+        resumed=jnp.zeros(K, bool),
         nxt=jnp.zeros(T, i32),
         ck=jnp.full(T, first, i32),
         prev=jnp.full(T, jnp.inf),
@@ -610,39 +657,58 @@ def solve_tables(
 
     def pending(p: _Pool):
         live = ~p.done
-        return (live & (p.scr_next < S)) | (live & p.ranked & (p.nxt < jnp.minimum(2 * p.ck, cap)))
+        return (
+            (live & (p.scr_next < S))
+            | (live & p.ranked & (p.nxt < jnp.minimum(2 * p.ck, cap)))
+            | jnp.any(p.resume, axis=1)
+        )
 
     def fill(p: _Pool) -> _Pool:
         free = p.slot_t < 0
         live = ~p.done
+        # in order: screening, resumed starts, the round's starts, the next round's
         w0 = jnp.where(live, S - p.scr_next, 0)
+        wr = jnp.sum(p.resume, axis=1, dtype=i32)
         w1 = jnp.where(live & p.ranked, jnp.maximum(p.ck - p.nxt, 0), 0)
         spec_end = jnp.minimum(2 * p.ck, cap)
         w2 = jnp.where(live & p.ranked, jnp.maximum(spec_end - jnp.maximum(p.nxt, p.ck), 0), 0)
-        wants = jnp.concatenate([w0, w1, w2]).astype(i32)
+        wants = jnp.concatenate([w0, wr, w1, w2]).astype(i32)
         cum = jnp.cumsum(wants, dtype=i32)
         begin_ = cum - wants
         free_rank = jnp.cumsum(free, dtype=i32) - 1
         assign = free & (free_rank < cum[-1])
-        e = jnp.clip(jnp.searchsorted(cum, free_rank, side="right").astype(i32), 0, 3 * T - 1)
+        e = jnp.clip(jnp.searchsorted(cum, free_rank, side="right").astype(i32), 0, 4 * T - 1)
         part, t_new = e // T, e % T
         offset = free_rank - begin_[e]
+        # the resumed ranks of a table, in order
+        resume_order = jnp.argsort(~p.resume, axis=1, stable=True).astype(i32)
         base = jnp.where(
             part == 0,
             p.scr_next[t_new],
-            jnp.where(part == 1, p.nxt[t_new], jnp.maximum(p.nxt[t_new], p.ck[t_new])),
+            jnp.where(part == 2, p.nxt[t_new], jnp.maximum(p.nxt[t_new], p.ck[t_new])),
         )
-        i_new = jnp.clip(base + offset, 0, S - 1).astype(i32)
+        i_new = jnp.where(
+            part == 1, resume_order[t_new, jnp.clip(offset, 0, S - 1)], jnp.clip(base + offset, 0, S - 1)
+        ).astype(i32)
         got = jnp.clip(jnp.sum(free, dtype=i32) - begin_, 0, wants)
         x_new = jnp.where((part == 0)[:, None], p.scr_x[t_new, i_new], p.x_rank[t_new, i_new])
-        st = jax.tree_util.tree_map(lambda a, b: _rows(assign, a, b), jax.vmap(lm_init)(x_new), p.st)
+        fresh = jax.vmap(lm_init)(x_new)
+        is_resume = assign & (part == 1)
+        if pausing:
+            saved = jax.tree_util.tree_map(lambda a: a[t_new, i_new], p.saved)
+            saved = saved._replace(status=jnp.full(K, _RUNNING, i32))
+            fresh = jax.tree_util.tree_map(lambda a, b: _rows(is_resume, a, b), saved, fresh)
+        st = jax.tree_util.tree_map(lambda a, b: _rows(assign, a, b), fresh, p.st)
+        tr = jnp.where(is_resume, t_new, T)
         return p._replace(
             st=st,
             kind=jnp.where(assign, jnp.minimum(part, 1), p.kind).astype(i32),
             slot_t=jnp.where(assign, t_new, p.slot_t),
             slot_i=jnp.where(assign, i_new, p.slot_i),
+            resumed=jnp.where(assign, is_resume, p.resumed),
+            resume=p.resume.at[tr, i_new].set(False, mode="drop"),
             scr_next=(p.scr_next + got[:T]).astype(i32),
-            nxt=(p.nxt + got[T : 2 * T] + got[2 * T :]).astype(i32),
+            nxt=(p.nxt + got[2 * T : 3 * T] + got[3 * T :]).astype(i32),
         )
 
     B = plan.block if 0 < plan.block < K else K
@@ -660,6 +726,7 @@ def solve_tables(
                     kind=p.kind[perm],
                     slot_t=p.slot_t[perm],
                     slot_i=p.slot_i[perm],
+                    resumed=p.resumed[perm],
                 )
 
             busy_blocks = jnp.sum(jnp.any((p.slot_t >= 0).reshape(n_blocks, B), axis=1), dtype=i32)
@@ -668,12 +735,14 @@ def solve_tables(
         active = p.slot_t >= 0
         tt = jnp.maximum(p.slot_t, 0)
         polishing = p.kind == 1
-        exact = jnp.any(active & polishing)
-        budget = jnp.where(polishing, plan.max_steps, plan.screen_steps + 1)
+        # the exact curvature is computed in a pass only if some polishing start wants it
+        exact = jnp.any(active & polishing & p.st.wants)
+        soft = plan.soft_steps if pausing else plan.max_steps
+        budget = jnp.where(polishing, jnp.where(p.resumed, plan.max_steps, soft), plan.screen_steps + 1)
 
         def one(s, t, b, pol):
             f, g, Hg, Hn = fgh(s.x + s.d, table_at(t), exact)
-            return lm_update(s, f, g, Hg, Hn, box, max_steps=b, exact=pol, **opts)
+            return lm_update(s, f, g, Hg, Hn, box, max_steps=b, exact=pol, computed=exact, **opts)
 
         if n_blocks == 1:
             st = jax.vmap(one)(p.st, tt, budget, polishing)
@@ -699,19 +768,27 @@ def solve_tables(
         scr_x = p.scr_x.at[ts, p.slot_i].set(st.x, mode="drop")
         scr_f = p.scr_f.at[ts, p.slot_i].set(jnp.where(jnp.isfinite(st.f), st.f, jnp.inf), mode="drop")
         scr_done = p.scr_done.at[ts].add(1, mode="drop")
-        # polishing results, by rank
+        # polishing results, by rank; a start out of its first stage's steps pauses
         tp = jnp.where(finished & polishing, p.slot_t, T)
+        paused = finished & polishing & ~p.resumed & (st.status == MAX_STEPS) if pausing else False
+        status_row = jnp.where(paused, _PAUSED, st.status)
         row = jnp.concatenate(
             [
                 st.x,
                 st.f[:, None],
                 st.gnorm[:, None],
                 st.steps[:, None].astype(st.x.dtype),
-                st.status[:, None].astype(st.x.dtype),
+                status_row[:, None].astype(st.x.dtype),
             ],
             axis=1,
         )
         res = p.res.at[tp, p.slot_i].set(row.astype(p.res.dtype), mode="drop")
+        saved = p.saved
+        if pausing:
+            tq = jnp.where(paused, p.slot_t, T)
+            saved = jax.tree_util.tree_map(
+                lambda buf, v: buf.at[tq, p.slot_i].set(v, mode="drop"), p.saved, st
+            )
         res_H = p.res_H
         if plan.keep_hessian:
             res_H = res_H.at[tp, p.slot_i].set(st.Hn, mode="drop")
@@ -723,6 +800,7 @@ def solve_tables(
             scr_done=scr_done,
             res=res,
             res_H=res_H,
+            saved=saved,
         )
 
     def rank(p: _Pool) -> _Pool:
@@ -742,9 +820,16 @@ def solve_tables(
     def checkpoint(p: _Pool) -> _Pool:
         res_f, res_status = p.res[..., P], p.res[..., P + 3]
         in_ck = ranks[None, :] < p.ck[:, None]
-        completed = res_status >= 0
+        is_paused = res_status == _PAUSED
+        completed = (res_status >= 0) | is_paused
         reached = p.ranked & ~p.done & jnp.all(completed | ~in_ck, axis=1)
         fb = jnp.min(jnp.where(in_ck & jnp.isfinite(res_f), res_f, jnp.inf), axis=1)
+        # the round's paused starts: those close to the best resume, the others are abandoned
+        paused_here = reached[:, None] & in_ck & is_paused
+        hopeful = paused_here & (res_f <= (fb + HOPE * jnp.abs(fb))[:, None])
+        resuming = jnp.any(hopeful, axis=1)
+        res_status = jnp.where(hopeful, float(_RUNNING), jnp.where(paused_here, float(ABANDONED), res_status))
+        reached = reached & ~resuming
         tol = basin_rtol * jnp.abs(fb) + 1e-300
         near = in_ck & (res_status == CONVERGED) & (res_f - fb[:, None] <= tol[:, None])
         nb = jnp.sum(near, axis=1, dtype=i32)
@@ -761,6 +846,7 @@ def solve_tables(
             ck=jnp.where(reached & ~stop, jnp.minimum(2 * p.ck, cap), p.ck).astype(i32),
             slot_t=jnp.where(drop, -1, p.slot_t),
             res=p.res.at[..., P + 3].set(status),
+            resume=p.resume | hopeful,
         )
 
     def cond(p):

@@ -175,3 +175,21 @@ def test_a_tables_result_does_not_depend_on_its_batch_mates():
             np.testing.assert_array_equal(
                 np.asarray(getattr(together, field))[t], np.asarray(getattr(alone, field))[0]
             )
+
+
+def test_a_slow_start_far_above_the_best_is_abandoned_and_a_close_one_resumes():
+    tables = {"c": jnp.array([1.0]), "off": jnp.array([0.1])}
+    x0 = np.array([[-1.05, 0.0], [30.0, 0.0], [1.2, 1.0], [-0.9, 0.5]])
+    kw = dict(screen_steps=0, first=4, cap=4, max_steps=100)
+    full = _solve(x0, tables, **kw)
+    paused = _solve(x0, tables, soft_steps=3, **kw)
+    status, steps = np.asarray(paused.status[0]), np.asarray(paused.steps[0])
+    # polishing every start to the end: the lower well (0.0269) from starts 0 and 3, the
+    # upper one (0.0731) from 1 and 2, in 5 to 15 steps
+    assert list(np.asarray(full.status[0])) == [0, 0, 0, 0]
+    # after 3 steps, starts 1 and 2 are more than twice the best: abandoned there
+    assert list(status[[1, 2]]) == [solvers.ABANDONED] * 2 and list(steps[[1, 2]]) == [3, 3]
+    assert solvers.STATUS_NAMES[solvers.ABANDONED] == "abandoned"
+    # start 3, paused close to the best, resumed and converged as it would have
+    assert status[3] == solvers.CONVERGED and steps[3] == int(full.steps[0, 3]) > 3
+    np.testing.assert_allclose(paused.f[0, [0, 3]], full.f[0, [0, 3]], rtol=1e-12)
