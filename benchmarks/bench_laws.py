@@ -16,6 +16,7 @@ and, with ``--big``, the rows of ``bench_fit.py`` (Hoffmann's 4500-start grid an
 
     python benchmarks/bench_laws.py                # the suite
     python benchmarks/bench_laws.py --big          # and the big rows
+    python benchmarks/bench_laws.py --big-only     # the big rows alone
     python benchmarks/bench_laws.py --only Farseer --skip-cold
 """
 
@@ -77,6 +78,7 @@ def main() -> None:
     ap.add_argument("--only", help="one law of the suite (its name)")
     ap.add_argument("--skip-cold", action="store_true", help="skip the fresh-process timings")
     ap.add_argument("--big", action="store_true", help="also the 4500-start grid, bootstrap and batch job")
+    ap.add_argument("--big-only", action="store_true", help="only those big rows")
     args = ap.parse_args()
 
     import jax
@@ -93,7 +95,7 @@ def main() -> None:
         f"{len(jax.devices())} device(s), python {platform.python_version()}, {platform.machine()}, "
         f"{os.cpu_count()} cores"
     )
-    cases = [suite.case(args.only)] if args.only else list(suite.CASES)
+    cases = [] if args.big_only else [suite.case(args.only)] if args.only else list(suite.CASES)
     rows = []
     for c in cases:
         df = c.table()
@@ -131,7 +133,7 @@ def main() -> None:
                 f" cache warm {row['cached']['fit']:.2f} s (process {row['cached']['process']:.2f} s)"
             )
         print(line, flush=True)
-    if args.big:
+    if args.big or args.big_only:
         big(np)
 
 

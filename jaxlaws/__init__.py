@@ -19,6 +19,23 @@ from jaxlaws.uncertainty import BootstrapResult, bootstrap  # noqa: E402
 
 __version__ = "0.1.0"
 
+#: Submodules loaded on first use (``jaxlaws.io.load_fit``, ``jaxlaws.plot``...), so that
+#: ``import jaxlaws`` does not pay for matplotlib or tqdm until they are needed.
+_LAZY = ("batch", "cli", "compilation", "data", "io", "isoflop", "plot", "sharding", "starts")
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return importlib.import_module(f"jaxlaws.{name}")
+    raise AttributeError(f"module 'jaxlaws' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
+
 __all__ = [
     "BootstrapResult",
     "ConvergenceWarning",

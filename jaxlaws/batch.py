@@ -7,6 +7,13 @@ file (flushed and synced) as soon as its chunk finishes, so an interrupted job l
 nothing that had finished: run it again with the same output and it fits only the groups
 not yet in the file.
 
+Every record carries the hash of its group's data (``data_sha256``, of the arrays the fit
+read) and the fit's options (law, objective, starts, ...). On resume a group whose data
+changed is fitted again, a group no longer in the table is dropped, a line cut or garbled
+by an interruption is repaired, and a file written with other options is refused (one
+line): one file never mixes two objectives. A job holds a lock on its output
+(``OUTPUT.lock``, ``fcntl``), so a second job on the same file is refused at once.
+
 Several hosts: under ``jax.distributed`` (:func:`jaxlaws.sharding.initialize`) every
 process fits its share of the groups on its own devices, appending to its own part file
 ``OUTPUT.part-I-of-P`` (resumable in the same way); at the end the parts are gathered over
@@ -15,8 +22,11 @@ JAX's collectives and process 0 appends them to ``OUTPUT`` in group order.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,7 +43,11 @@ from jaxlaws.problem import plan_for, program, setup
 from jaxlaws.sharding import gather_bytes, local_devices, map_batch, padded_size, process_share
 from jaxlaws.starts import make_starts
 
-__all__ = ["fit_groups", "read_results"]
+__all__ = ["fit_groups", "read_results", "ResumeWarning"]
+
+
+class ResumeWarning(UserWarning):
+    """What a resumed batch job repaired in its output or fits again."""
 
 
 def _plain(group):
@@ -48,18 +62,31 @@ def _key(group) -> str:
 
 
 def _records(path) -> list[dict]:
-    """The complete records in a JSON-lines results file (a line cut by an interruption is
-    not a record: its group is fitted again)."""
+    """The complete records in a JSON-lines results file (a line cut or garbled by an
+    interruption is not a record: its group is fitted again)."""
+    return _scan(path)[0]
+
+
+def _scan(path) -> tuple[list[dict], int, bool]:
+    """``(records, unreadable lines, whether the file needs rewriting)``."""
     if not os.path.exists(path):
-        return []
-    rows = []
-    with open(path) as fh:
-        for line in fh:
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return rows
+        return [], 0, False
+    with open(path, "rb") as fh:
+        data = fh.read()
+    rows, bad = [], 0
+    for line in data.split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            bad += 1
+            continue
+        if isinstance(row, dict) and "group" in row and "params" in row:
+            rows.append(row)
+        else:
+            bad += 1
+    return rows, bad, bool(bad) or (bool(data) and not data.endswith(b"\n"))
 
 
 def _frame(records: list[dict]) -> pd.DataFrame:
@@ -76,15 +103,126 @@ def read_results(path: str | os.PathLike) -> pd.DataFrame:
     return _frame(_records(path))
 
 
-def _open_for_append(path):
-    """Open ``path`` for appending, first cutting a last line left incomplete by an
-    interruption (so the next record starts on a line of its own)."""
-    if os.path.exists(path) and os.path.getsize(path):
-        with open(path, "rb+") as fh:
-            data = fh.read()
-            if not data.endswith(b"\n"):
-                fh.truncate(data.rfind(b"\n") + 1)
-    return open(path, "a")
+def _rewrite(path, records: list[dict]) -> None:
+    """Replace ``path`` by ``records`` atomically (a kill leaves the old file or the new)."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as fh:
+        _append(fh, records)
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def _locked(path):
+    """Hold ``PATH.lock`` (``fcntl.flock``) while the body runs; refuse if another job does."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    lock = f"{path}.lock"
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 64).decode(errors="replace").strip()
+            os.close(fd)
+            who = f" (process {holder})" if holder else ""
+            raise ValueError(
+                f"another job is writing {path}{who}: wait for it to finish, or give another output"
+            ) from None
+        try:
+            current = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            current = False
+        if current:  # not a lock file its last holder removed as we opened it
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lock)
+        os.close(fd)
+
+
+def _jsonable(value):
+    if isinstance(value, np.ndarray | jnp.ndarray | np.generic):
+        return np.asarray(value).tolist()
+    if isinstance(value, tuple) and hasattr(value, "_asdict"):
+        return {k: _jsonable(v) for k, v in value._asdict().items()}
+    return str(value)
+
+
+def _normal(value):
+    """``value`` as it reads back from JSON (tuples become lists, arrays lists)."""
+    return json.loads(json.dumps(value, sort_keys=True, default=_jsonable))
+
+
+def _data_hash(d) -> str:
+    """SHA-256 of the arrays a group's fit reads (inputs and target)."""
+    h = hashlib.sha256()
+    for a in (*d.inputs, d.y):
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _resume(path, options: dict, hashes: dict[str, str], *, repair: bool = True) -> set[str]:
+    """Check and repair an existing output before a job appends to it.
+
+    Refuses (``ValueError``) a file written with other options; drops unreadable lines,
+    groups no longer in the table, results of groups whose data changed, and repeated
+    groups (the last is kept); completes a last line cut before its newline. Rewrites the
+    file when anything changed and warns (:class:`ResumeWarning`) what it did (with
+    ``repair=False`` it only reads).
+
+    Returns:
+        The keys of the groups already done.
+    """
+    records, bad, dirty = _scan(path)
+    for r in records:
+        old = r.get("options")
+        if old != options:
+            if old is None:
+                raise ValueError(
+                    f"{path} was written without its options (an older jaxlaws): give another output"
+                )
+            key = next(k for k in sorted(set(old) | set(options)) if old.get(k) != options.get(k))
+            raise ValueError(
+                f"{path} was fitted with {key}={old.get(key)!r}, this job has {key}={options.get(key)!r}: "
+                "give another output, or delete it to fit again"
+            )
+    kept: dict[str, dict] = {}
+    removed = changed = repeated = 0
+    for r in records:
+        key = _key(r["group"])
+        if key not in hashes:
+            removed += 1
+        elif r.get("data_sha256") != hashes[key]:
+            changed += 1
+        else:
+            repeated += key in kept
+            kept[key] = r
+    if repair and (dirty or removed or changed or repeated):
+        _rewrite(path, list(kept.values()))
+        notes = [
+            f"{count} {what}"
+            for count, what in (
+                (bad, "unreadable line(s) dropped"),
+                (changed, "group(s) whose data changed fitted again"),
+                (removed, "group(s) no longer in the table dropped"),
+                (repeated, "repeated group(s) kept once"),
+            )
+            if count
+        ]
+        if dirty and not bad:
+            notes.append("its last line completed")
+        warnings.warn(f"resuming {path}: " + ", ".join(notes), ResumeWarning, stacklevel=3)
+    return set(kept)
 
 
 def _append(fh, records: list[dict]) -> None:
@@ -150,16 +288,34 @@ def fit_groups(
     """
     law = get(law)
     output = os.fspath(output)
+    if os.path.isdir(output):
+        raise ValueError(f"output {output!r} is a directory: give a file (JSON lines)")
     devs = local_devices(devices)
     chunk = padded_size(chunk, len(devs))
+    keys = [by] if isinstance(by, str) else list(by)
+    for c in keys:
+        if c not in data.columns:
+            raise ValueError(f"group-by column {c!r} is not in the table: {[str(k) for k in data.columns]}")
+    unlabelled = data[keys].isna().any(axis=1) | (
+        data[keys].astype(str).apply(lambda s: s.str.strip()) == ""
+    ).any(axis=1)
+    if unlabelled.all():
+        raise ValueError(f"every row has an empty {keys[0]!r} label: no group to fit")
+    if unlabelled.any():
+        first = _plain(data.index[unlabelled.to_numpy()][0])
+        warnings.warn(
+            f"{int(unlabelled.sum())} row(s) with an empty group label (column {keys[0]!r}, first row "
+            f"{first!r}) are not fitted",
+            UserWarning,
+            stacklevel=2,
+        )
+        data = data[~unlabelled.to_numpy()]
     groups = list(data.groupby(by, sort=True))
     if not groups:
         raise ValueError("the table has no rows to group")
     index, count = jax.process_index(), jax.process_count()
     part_file = part_path(output, index, count)
-    done = {_key(r["group"]) for r in _records(output) + (_records(part_file) if count > 1 else [])}
     share = process_share(groups)  # the same groups on every run of this process
-    todo = [(g, df) for g, df in share if _key(g) not in done]
     common = dict(
         columns=columns,
         target=target,
@@ -187,6 +343,29 @@ def fit_groups(
             f"{template.layout.size} free parameters"
         )
     x0s = jnp.asarray(make_starts(template.law, template.layout, starts, seed=seed, init=template.init))
+    options = _normal(
+        dict(
+            law=law.name,
+            law_options=dict(law.options),
+            objective=template.objective.name,
+            delta=delta,
+            columns=dict(columns or {}),
+            target=target,
+            frozen=[n for n, free in zip(template.layout.names, template.layout.free) if not free],
+            output_weights=output_weights,
+            starts=starts if starts is None or isinstance(starts, int | str) else "given",
+            seed=seed,
+            starts_sha256=hashlib.sha256(np.asarray(x0s).tobytes()).hexdigest(),
+            frozen_sha256=hashlib.sha256(
+                b"".join(np.asarray(v).tobytes() for v in template.frozen_values)
+            ).hexdigest(),
+            polish=polish,
+            screen_steps=screen_steps,
+            max_steps=max_steps,
+            ftol=ftol,
+        )
+    )
+    hashes = {k: _data_hash(d) for k, d in prepared.items()}
     plan = plan_for(
         x0s.shape[0],
         chunk // len(devs),
@@ -209,42 +388,35 @@ def fit_groups(
         w = np.concatenate([np.ones(len(d)), np.zeros(pad)])
         return inputs, y, w
 
-    bar = None
-    if progress and todo:
-        from tqdm.auto import tqdm
-
-        desc = f"fitting {law.name}" + (f" (process {index} of {count})" if count > 1 else "")
-        bar = tqdm(total=len(share), initial=len(share) - len(todo), desc=desc, unit="group")
-    with _open_for_append(part_file) as fh:
-        for start in range(0, len(todo), chunk):
-            part = todo[start : start + chunk]
-            arrays = [padded(g) for g, _ in part]
-            arrays += [arrays[-1]] * (chunk - len(part))  # same shapes for every call
-            inputs = tuple(np.stack([a[0][i] for a in arrays]) for i in range(len(law.inputs)))
-            y = np.stack([a[1] for a in arrays])
-            w = np.stack([a[2] for a in arrays])
-            args = (
-                x0s,
-                tuple(jnp.asarray(v) for v in inputs),
-                jnp.asarray(y),
-                jnp.asarray(w),
-                out_w,
-                frozen_values,
-                delta_arr,
-                jnp.asarray(ftol, jnp.float64),
-            )
-            batched = (False, True, True, True, False, False, False, False)
-            sol = jax.device_get(map_batch(program, args, batched, devs, **static))
-            records = []
-            for i, (g, df) in enumerate(part):
-                f = np.where(np.isfinite(sol.f[i]), sol.f[i], np.inf)
-                best = int(np.argmin(f))
-                fields = template.layout.unpack_law(np.asarray(sol.x[i, best]), frozen_np)
-                params = {
-                    name: (float(v) if np.ndim(v) == 0 else np.asarray(v).tolist())
-                    for name, v in zip(law.param_names, fields)
-                }
-                record = {
+    def fit_chunk(part) -> list[dict]:
+        arrays = [padded(g) for g, _ in part]
+        arrays += [arrays[-1]] * (chunk - len(part))  # same shapes for every call
+        inputs = tuple(np.stack([a[0][i] for a in arrays]) for i in range(len(law.inputs)))
+        y = np.stack([a[1] for a in arrays])
+        w = np.stack([a[2] for a in arrays])
+        args = (
+            x0s,
+            tuple(jnp.asarray(v) for v in inputs),
+            jnp.asarray(y),
+            jnp.asarray(w),
+            out_w,
+            frozen_values,
+            delta_arr,
+            jnp.asarray(ftol, jnp.float64),
+        )
+        batched = (False, True, True, True, False, False, False, False)
+        sol = jax.device_get(map_batch(program, args, batched, devs, **static))
+        records = []
+        for i, (g, df) in enumerate(part):
+            f = np.where(np.isfinite(sol.f[i]), sol.f[i], np.inf)
+            best = int(np.argmin(f))
+            fields = template.layout.unpack_law(np.asarray(sol.x[i, best]), frozen_np)
+            params = {
+                name: (float(v) if np.ndim(v) == 0 else np.asarray(v).tolist())
+                for name, v in zip(law.param_names, fields)
+            }
+            records.append(
+                {
                     "group": _plain(g),
                     "law": law.name,
                     "objective": template.objective.name,
@@ -252,28 +424,47 @@ def fit_groups(
                     "status": solvers.STATUS_NAMES[int(sol.status[i, best])],
                     "n_points": len(df),
                     "params": params,
+                    "data_sha256": hashes[_key(g)],
+                    "options": options,
                 }
-                records.append(record)
-            _append(fh, records)
-            if bar is not None:
-                bar.update(len(part))
-    if bar is not None:
-        bar.close()
+            )
+        return records
+
+    with _locked(part_file):
+        done = _resume(part_file, options, hashes)
+        if count > 1:  # what process 0 gathered into the output on an earlier run
+            done |= _resume(output, options, hashes, repair=False)
+        todo = [(g, df) for g, df in share if _key(g) not in done]
+        bar = None
+        if progress and todo:
+            from tqdm.auto import tqdm
+
+            desc = f"fitting {law.name}" + (f" (process {index} of {count})" if count > 1 else "")
+            bar = tqdm(total=len(share), initial=len(share) - len(todo), desc=desc, unit="group")
+        with open(part_file, "a") as fh:
+            for start in range(0, len(todo), chunk):
+                part = todo[start : start + chunk]
+                _append(fh, fit_chunk(part))
+                if bar is not None:
+                    bar.update(len(part))
+        if bar is not None:
+            bar.close()
     if count == 1:
         return read_results(output)
-    return _gather(output, part_file, groups, index)
+    return _gather(output, part_file, groups, index, options, hashes)
 
 
-def _gather(output, part_file, groups, index) -> pd.DataFrame:
-    """Gather every process's part to every process; process 0 appends the groups not yet
-    in ``output``, in group order."""
+def _gather(output, part_file, groups, index, options, hashes) -> pd.DataFrame:
+    """Gather every process's part to every process; process 0 rewrites ``output`` with
+    every group's result in group order."""
     with open(part_file, "rb") as fh:
         parts = gather_bytes(fh.read())
     gathered = [json.loads(line) for blob in parts for line in blob.decode().splitlines() if line.strip()]
-    by_key = {_key(r["group"]): r for r in _records(output) + gathered}
+    earlier = [r for r in _records(output) if hashes.get(_key(r["group"])) == r.get("data_sha256")]
+    by_key = {_key(r["group"]): r for r in earlier + gathered}
     order = [_key(g) for g, _ in groups]
+    results = [by_key[k] for k in order if k in by_key]
     if index == 0:
-        have = {_key(r["group"]) for r in _records(output)}
-        with _open_for_append(output) as fh:
-            _append(fh, [by_key[k] for k in order if k in by_key and k not in have])
-    return _frame([by_key[k] for k in order if k in by_key])
+        with _locked(output):
+            _rewrite(output, results)
+    return _frame(results)

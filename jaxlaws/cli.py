@@ -9,9 +9,13 @@
     jaxlaws fit --data runs.csv --law chinchilla --group-by ablation --output fits.jsonl \
         [--coordinator HOST:PORT --num-processes P --process-id I | --distributed]
 
-A user mistake (a missing column, a NaN, an unknown law) prints one line on stderr and
-exits with status 2; it never shows a traceback. Rows of a CSV file are named by their line
-in the file (the header is line 1).
+A user mistake (a missing column, a NaN, an unknown law, a bad flag value) prints one
+line on stderr and exits with status 2, before any fitting and without writing an output;
+it never shows a traceback. Rows of a CSV file are named by their line in the file (the
+header is line 1). Warnings (a parameter at a bound, a resumed job's repairs, groups with
+an empty label) are one line each on stderr, ``jaxlaws: warning: ...``. A fit whose best
+start did not converge is written with its status, says so in a warning and exits with
+status 3; a batch job exits 0 and counts its groups' statuses.
 """
 
 from __future__ import annotations
@@ -23,6 +27,11 @@ import sys
 import warnings
 
 __all__ = ["main"]
+
+#: Exit status of a user mistake (one line on stderr, nothing written).
+USAGE_ERROR = 2
+#: Exit status of a fit that ran but whose best start did not converge (its output is written).
+NOT_CONVERGED = 3
 
 
 def _column_spec(text: str):
@@ -47,16 +56,53 @@ def _parse_columns(text: str | None) -> dict:
 
 
 def _read_table(path: str):
-    """Read a CSV or Parquet file; rows are labelled by their line in a CSV (header = line 1)."""
+    """Read a CSV or Parquet file; rows are labelled by their line in a CSV (header = line 1,
+    blank lines counted)."""
+    import csv
+
     import pandas as pd
 
+    if os.path.isdir(path):
+        raise ValueError(f"--data {path} is a directory: give a CSV or Parquet file")
     if path.endswith(".parquet"):
         try:
-            return pd.read_parquet(path)
+            table = pd.read_parquet(path)
         except ImportError:
             raise ValueError("reading Parquet needs pyarrow (pip install pyarrow), or give a CSV") from None
-    table = pd.read_csv(path)
-    table.index = pd.RangeIndex(2, len(table) + 2, name="line")
+        if table.columns.duplicated().any():
+            raise ValueError(f"{path} has two columns named {table.columns[table.columns.duplicated()][0]!r}")
+    else:
+        starts, header = [], None  # the file line each record starts on (blank lines skipped)
+        try:
+            with open(path, newline="") as fh:
+                reader = csv.reader(fh)
+                first = 1
+                for row in reader:
+                    if len(row) > 1 or (row and row[0].strip()):
+                        starts.append(first)
+                        header = row if header is None else header
+                    first = reader.line_num + 1
+        except (UnicodeDecodeError, csv.Error) as err:
+            raise ValueError(f"{path} is not a readable CSV file: {err}") from None
+        if not starts:
+            raise ValueError(f"{path} is empty")
+        seen = {}
+        for j, name in enumerate(header):
+            if name in seen:
+                raise ValueError(
+                    f"{path} has two columns named {name!r} (columns {seen[name] + 1} and {j + 1})"
+                )
+            seen[name] = j
+        try:
+            table = pd.read_csv(path)
+        except pd.errors.ParserError as err:
+            raise ValueError(f"{path} is not a well-formed CSV: {str(err).strip().splitlines()[0]}") from None
+        if len(starts) - 1 == len(table):
+            table.index = pd.Index(starts[1:], name="line")
+        else:  # pandas split the records otherwise (comments, odd quoting): number them
+            table.index = pd.RangeIndex(2, len(table) + 2, name="line")
+    if len(table) == 0:
+        raise ValueError(f"{path} has a header but no rows")
     return table
 
 
@@ -64,11 +110,58 @@ def _starts(text: str):
     if text in ("grid", "init"):
         return text
     try:
-        return int(text)
+        count = int(text)
     except ValueError:
+        count = 0
+    if count < 1:
+        raise ValueError(f"--starts must be 'grid', 'init' or a number of random starts (>= 1), got {text!r}")
+    return count
+
+
+def _check_flags(args) -> None:
+    """Flag values the parser cannot check, each refused in one line before any work."""
+    if not (args.delta > 0 and args.delta < float("inf")):
+        raise ValueError(f"--delta must be a positive number, got {args.delta!r}")
+    if args.seed < 0:
+        raise ValueError(f"--seed must be a whole number >= 0, got {args.seed}")
+    if args.bootstrap is not None and args.bootstrap < 2:
+        raise ValueError(f"--bootstrap needs at least 2 resamples, got {args.bootstrap}")
+    if args.max_steps < 1:
+        raise ValueError(f"--max-steps must be at least 1, got {args.max_steps}")
+    if args.chunk < 1:
+        raise ValueError(f"--chunk must be at least 1, got {args.chunk}")
+    if args.devices is not None and args.devices < 1:
+        raise ValueError(f"--devices must be at least 1, got {args.devices}")
+    if args.bootstrap and args.group_by:
         raise ValueError(
-            f"--starts must be 'grid', 'init' or a number of random starts, got {text!r}"
-        ) from None
+            "--bootstrap with --group-by is not supported: bootstrap one group's table at a time"
+        )
+    _check_output(args.output, "--output")
+
+
+def _check_output(path, flag: str) -> None:
+    """An output path that can be written: not a directory, in a directory that exists."""
+    if not path:
+        return
+    if os.path.isdir(path):
+        raise ValueError(f"{flag} {path} is a directory: give a file name")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise ValueError(f"{flag} {path}: the directory {parent} does not exist")
+
+
+def _init(text: str | None):
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--init is not valid JSON ({err.msg} at character {err.pos}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise ValueError(
+            f"--init must be a JSON object of parameter values, such as '{{\"E\": 1.7}}', got {text!r}"
+        )
+    return value
 
 
 def _join_cluster(args) -> None:
@@ -92,6 +185,7 @@ def _join_cluster(args) -> None:
 
 
 def _fit(args) -> int:
+    _check_flags(args)
     _join_cluster(args)
     import jax
 
@@ -118,9 +212,10 @@ def _fit(args) -> int:
         output_weights=_floats(args.output_weights, "--output-weights") if args.output_weights else None,
         objective=args.objective,
         delta=args.delta,
-        init=json.loads(args.init) if args.init else None,
+        init=_init(args.init),
         frozen=[s.strip() for s in args.frozen.split(",")] if args.frozen else None,
         devices=args.devices,
+        max_steps=args.max_steps,
     )
     if args.group_by:
         return _fit_groups(args, table, law, common)
@@ -129,6 +224,13 @@ def _fit(args) -> int:
         res = jaxlaws.fit(law, table, starts=_starts(args.starts), seed=args.seed, **common)
     print(f"{source}: {res.n_points} rows")
     print(res.summary())
+    for w in caught:
+        _warn(str(w.message))
+    if res.status != "converged":
+        _warn(
+            f"the best start did not converge (status {res.status}): the parameters are not a "
+            "minimum; try more --starts, or check the law and the data"
+        )
     from jaxlaws.io import fit_record
 
     record = fit_record(
@@ -158,7 +260,11 @@ def _fit(args) -> int:
         with open(args.output, "w") as fh:
             json.dump(record, fh, indent=2)
         print(f"wrote {args.output}")
-    return 0
+    return 0 if res.status == "converged" else NOT_CONVERGED
+
+
+def _warn(message: str) -> None:
+    print(f"jaxlaws: warning: {' '.join(str(message).split())}", file=sys.stderr)
 
 
 def _fit_groups(args, table, law, common) -> int:
@@ -185,6 +291,9 @@ def _fit_groups(args, table, law, common) -> int:
     counts = results["status"].value_counts().to_dict()
     if jax.process_index() == 0:
         print(f"{len(results)} groups in {args.output}: {counts}")
+        failed = len(results) - counts.get("converged", 0)
+        if failed:
+            _warn(f"{failed} of {len(results)} groups did not converge (their status is in {args.output})")
     else:
         print(f"process {jax.process_index()}: its groups are in {args.output} (written by process 0)")
     return 0
@@ -200,7 +309,7 @@ def _plot(args) -> int:
     fig = plot_fit(
         saved.law, saved.params, table, columns=columns, target=saved.record["columns"].get("target")
     )
-    out = args.output or os.path.splitext(args.fit)[0] + ".png"
+    out = _png(args.output, "--output") if args.output else os.path.splitext(args.fit)[0] + ".png"
     fig.savefig(out, dpi=120)
     print(f"wrote {out}")
     return 0
@@ -214,13 +323,23 @@ def _floats(text: str, flag: str) -> list[float]:
 
 
 def _budgets(text: str, flag: str):
-    """``a,b,...`` or ``lo:hi:count`` (log-spaced)."""
+    """``a,b,...`` or ``lo:hi:count`` (log-spaced), each finite and positive."""
     import numpy as np
 
     if ":" in text:
-        lo, hi, k = text.split(":")
-        return np.geomspace(float(lo), float(hi), int(k))
-    return np.array(_floats(text, flag))
+        try:
+            lo, hi, k = text.split(":")
+            values = np.geomspace(float(lo), float(hi), int(k))
+        except ValueError:
+            raise ValueError(f"{flag} expects a,b,... or lo:hi:count (count >= 1), got {text!r}") from None
+    else:
+        values = np.array(_floats(text, flag))
+    if values.size == 0:
+        raise ValueError(f"{flag} has no values: {text!r}")
+    bad = ~(np.isfinite(values) & (values > 0))
+    if bad.any():
+        raise ValueError(f"{flag} must be finite and positive, got {values[bad][0]:g}")
+    return values
 
 
 def _write_table(table, output):
@@ -236,9 +355,12 @@ def _allocate(args) -> int:
 
     saved = load_fit(args.fit)
     C = _budgets(args.compute, "--compute")
-    U = _floats(args.unique, "--unique") if args.unique else None
+    U = _budgets(args.unique, "--unique") if args.unique else None
+    if U is not None and len(U) not in (1, len(C)):
+        raise ValueError(f"--unique has {len(U)} values: give one, or one per budget ({len(C)})")
     if U is not None and len(U) == 1:
         U = U[0]
+    _check_output(args.output, "--output")
     _write_table(allocate(saved.params, C, U).frame(), args.output)
     return 0
 
@@ -253,17 +375,33 @@ def _mix(args) -> int:
     if saved.law.name != "filtering_mixture":
         raise ValueError(f"mix needs a filtering_mixture fit, got {saved.law.name!r}")
     sizes = np.array(_floats(args.sizes, "--sizes"))
-    if sizes.shape[0] != np.shape(saved.params.b)[-1]:
-        raise ValueError(f"--sizes has {sizes.shape[0]} pools; the fit has {np.shape(saved.params.b)[-1]}")
+    pools = np.shape(saved.params.b)[-1] if np.ndim(saved.params.b) else 1
+    if sizes.shape[0] != pools:
+        raise ValueError(f"--sizes has {sizes.shape[0]} pools; the fit has {pools}")
+    bad = ~(np.isfinite(sizes) & (sizes > 0))
+    if bad.any():
+        raise ValueError(f"--sizes must be finite and positive, got {sizes[bad][0]:g}")
+    names = [v.strip() for v in args.names.split(",")] if args.names else None
+    if names is not None and len(names) != pools:
+        raise ValueError(f"--names has {len(names)} names; the fit has {pools} pools")
+    _check_output(args.output, "--output")
+    plot = _png(args.plot, "--plot") if args.plot else None
     dec = optimize_mixture(saved.params, sizes, _budgets(args.budgets, "--budgets"), devices=args.devices)
-    names = args.names.split(",") if args.names else None
     _write_table(dec.frame(names), args.output)
-    if args.plot:
+    if plot:
         from jaxlaws.plot import plot_pareto
 
-        plot_pareto(dec, names).savefig(args.plot, dpi=120)
-        print(f"wrote {args.plot}")
+        plot_pareto(dec, names).savefig(plot, dpi=120)
+        print(f"wrote {plot}")
     return 0
+
+
+def _png(path: str, flag: str) -> str:
+    """Where a plot goes: ``path``, with ``.png`` added when it has no extension."""
+    if not os.path.splitext(path)[1]:
+        path += ".png"
+    _check_output(path, flag)
+    return path
 
 
 def _datasets(args) -> int:
@@ -276,8 +414,16 @@ def _datasets(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its mistakes as one-line errors (``jaxlaws: error: ...``, status 2)
+    instead of a usage block; ``--help`` prints the usage."""
+
+    def error(self, message):
+        raise ValueError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="jaxlaws", description="Fit scaling laws to tables of training runs.")
+    p = _Parser(prog="jaxlaws", description="Fit scaling laws to tables of training runs.")
     p.add_argument(
         "--no-cache",
         action="store_true",
@@ -313,9 +459,10 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--delta", type=float, default=1e-3, help="Huber threshold (default 1e-3)")
     f.add_argument("--starts", default="grid", help="grid (default), init, or a number of random starts")
     f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--max-steps", type=int, default=500, help="solver steps per start at most (default 500)")
     f.add_argument("--init", help="JSON object of starting or frozen parameter values")
     f.add_argument("--frozen", help="comma-separated parameters held at their --init values")
-    f.add_argument("--bootstrap", type=int, default=0, help="number of bootstrap resamples (default 0)")
+    f.add_argument("--bootstrap", type=int, help="number of bootstrap resamples (at least 2; default none)")
     f.add_argument("--output", help="write the fit as JSON here (JSON lines with --group-by)")
     f.add_argument("--group-by", help="fit every group of these comma-separated columns, resumably")
     f.add_argument("--chunk", type=int, default=64, help="groups per batched call with --group-by")
@@ -376,18 +523,30 @@ def _cache(args) -> None:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")  # each warning once, as one line on stderr
+        warnings.simplefilter("ignore", DeprecationWarning)  # libraries' notes to developers
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.showwarning = lambda message, *_, **__: _warn(str(message))
+        return _main(argv)
+
+
+def _main(argv) -> int:
     try:
+        args = build_parser().parse_args(argv)
         _host_devices()
         _cache(args)
         return args.func(args)
     except FileNotFoundError as err:
         print(f"jaxlaws: error: no such file: {err.filename}", file=sys.stderr)
-        return 2
-    except (ValueError, KeyError, json.JSONDecodeError) as err:
+        return USAGE_ERROR
+    except (IsADirectoryError, PermissionError) as err:
+        print(f"jaxlaws: error: cannot use {err.filename}: {err.strerror}", file=sys.stderr)
+        return USAGE_ERROR
+    except (ValueError, KeyError) as err:
         msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         print(f"jaxlaws: error: {msg}", file=sys.stderr)
-        return 2
+        return USAGE_ERROR
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from jaxlaws.laws import (
     data_constrained,
     effective_data,
     filtering_mixture,
+    max_passes_for,
 )
 from jaxlaws.sharding import local_devices, map_batch, pad_batch
 
@@ -180,23 +181,53 @@ def allocate(params, C, U=None) -> Allocation:
     """
     if isinstance(params, FitResult):
         params = params.params
-    C = jnp.atleast_1d(jnp.asarray(C, jnp.float64))
-    if np.any(np.asarray(C) <= 0):
-        raise ValueError(f"compute budgets must be positive, got {np.asarray(C)}")
     if not isinstance(params, ChinchillaParams | DataConstrainedParams):
         raise ValueError(
             f"allocate needs Chinchilla or data-constrained parameters, got {type(params).__name__}"
         )
+    C = _budgets(C, "compute budget C")
     if U is not None and isinstance(params, ChinchillaParams):
         raise ValueError("a unique-token budget U needs the data_constrained law's parameters")
     if U is not None:
-        U = jnp.broadcast_to(jnp.asarray(U, jnp.float64), C.shape)
-        if np.any(np.asarray(U) <= 0):
-            raise ValueError(f"unique-token budgets must be positive, got {np.asarray(U)}")
+        U = jnp.broadcast_to(_budgets(U, "unique-token budget U"), C.shape)
     params = type(params)(*(jnp.asarray(v, jnp.float64) for v in params))
+    _check_allocation_params(params)
     if params.alpha.ndim == 1:  # a stack of parameter sets: one allocation each
-        return jax.vmap(lambda p: _allocate(p, C, U))(params)
-    return _allocate(params, C, U)
+        out = jax.vmap(lambda p: _allocate(p, C, U))(params)
+    else:
+        out = _allocate(params, C, U)
+    for name in ("N", "D", "loss"):
+        bad = ~np.isfinite(np.asarray(getattr(out, name)))
+        if bad.any():
+            c = float(np.broadcast_to(np.asarray(C), bad.shape)[bad][0])
+            raise ValueError(
+                f"the optimal {name} at C={c:g} is outside float64's range: the budget is too "
+                "far from the fitted range for these parameters"
+            )
+    return out
+
+
+def _budgets(values, what: str) -> jnp.ndarray:
+    """Budgets as a float64 array, each finite and positive (else one line naming it)."""
+    arr = np.atleast_1d(np.asarray(values, np.float64))
+    bad = ~(np.isfinite(arr) & (arr > 0))
+    if bad.any():
+        raise ValueError(f"every {what} must be finite and positive, got {float(arr[bad][0]):g}")
+    return jnp.asarray(arr)
+
+
+def _check_allocation_params(params) -> None:
+    """The law's constants as the allocation needs them: ``A, B, alpha, beta > 0``
+    (``E`` and ``R*`` finite); else the optimum is not a minimum (or NaN)."""
+    for name in params._fields:
+        v = np.ravel(np.asarray(getattr(params, name)))
+        if not np.all(np.isfinite(v)):
+            raise ValueError(f"parameter {name} is not finite: {float(v[~np.isfinite(v)][0]):g}")
+        if name in ("A", "B", "alpha", "beta", "R_D_star", "R_N_star") and np.any(v <= 0):
+            raise ValueError(
+                f"parameter {name} must be positive for a compute-optimal allocation, "
+                f"got {float(v[v <= 0][0]):g}"
+            )
 
 
 def _allocate(params, C, U):
@@ -244,7 +275,13 @@ def allocation_sensitivity(params, C, U=None) -> dict[str, np.ndarray]:
         gxx = jax.grad(gx, argnums=0)(x, params, C[i], u)
         gxt = jax.grad(gx, argnums=1)(x, params, C[i], u)
         for name in params._fields:
-            out[name].append(float(-getattr(gxt, name) / gxx))
+            value = float(-getattr(gxt, name) / gxx)
+            if not np.isfinite(value):
+                raise ValueError(
+                    f"d log N*/d {name} at C={float(C[i]):g} is not finite (the loss is flat in "
+                    "N there, in float64): choose budgets nearer the fitted range"
+                )
+            out[name].append(value)
     return {k: np.array(v) for k, v in out.items()}
 
 
@@ -399,6 +436,46 @@ def _optimize(params, sizes, n, starts, *, form, max_passes, max_steps):
     return jax.vmap(one)(params, n)
 
 
+def _check_mixture(params, sizes, n, weights=None):
+    """One-line errors for a mixture decision's inputs: finite positive pool sizes and
+    budgets, one ``b`` and ``tau`` per pool (``tau > 0``), weights on the simplex."""
+    sizes = np.asarray(sizes, np.float64)
+    if sizes.ndim != 1 or sizes.size == 0:
+        raise ValueError(f"sizes must be one unique-sample count per pool, got shape {sizes.shape}")
+    bad = ~(np.isfinite(sizes) & (sizes > 0))
+    if bad.any():
+        raise ValueError(
+            f"every pool size must be finite and positive, got {float(sizes[bad][0]):g} "
+            f"(pool {int(np.argmax(bad))})"
+        )
+    n = np.atleast_1d(np.asarray(n, np.float64))
+    bad = ~(np.isfinite(n) & (n > 0))
+    if bad.any():
+        raise ValueError(f"every budget (samples seen) must be finite and positive, got {float(n[bad][0]):g}")
+    P = sizes.shape[0]
+    for name in ("a", "b", "tau"):
+        if name in params._fields:
+            v = np.asarray(getattr(params, name), np.float64)
+            if v.shape[-1:] != (P,):
+                raise ValueError(
+                    f"parameter {name} has {v.shape[-1] if v.ndim else 1} pools' values, sizes has {P} pools"
+                )
+    for name in params._fields:
+        v = np.ravel(np.asarray(getattr(params, name), np.float64))
+        if not np.all(np.isfinite(v)):
+            raise ValueError(f"parameter {name} is not finite: {float(v[~np.isfinite(v)][0]):g}")
+    tau = np.ravel(np.asarray(params.tau, np.float64))
+    if np.any(tau <= 0):
+        raise ValueError(f"every tau (half-life in passes) must be positive, got {float(tau[tau <= 0][0]):g}")
+    if weights is not None:
+        w = np.asarray(weights, np.float64)
+        if w.shape != (P,):
+            raise ValueError(f"weights must have one entry per pool ({P}), got shape {w.shape}")
+        if np.any(~np.isfinite(w)) or np.any(w < 0) or abs(w.sum() - 1.0) > 1e-9:
+            raise ValueError(f"weights must be on the simplex (nonnegative, summing to 1), got {w.tolist()}")
+    return jnp.asarray(sizes), jnp.asarray(n)
+
+
 def optimize_mixture(
     params,
     sizes,
@@ -440,12 +517,10 @@ def optimize_mixture(
     References:
         Goyal et al. 2024, Sections 4-5 (top-k pools); ``LAWS.md`` section 3.
     """
-    sizes = jnp.asarray(sizes, jnp.float64)
-    n = jnp.atleast_1d(jnp.asarray(n, jnp.float64))
+    sizes, n = _check_mixture(params, sizes, n)
     P = sizes.shape[-1]
     if max_passes is None:
-        need = int(np.ceil(float(jnp.max(n) / jnp.min(sizes)))) + 2
-        max_passes = int(2 ** np.ceil(np.log2(need)))
+        max_passes = max_passes_for(np.max(np.asarray(n)) / np.min(np.asarray(sizes)) + 1)
     floor = 1e-12
     deterministic = jnp.log(jnp.maximum(jnp.concatenate([topk_weights(P), jnp.full((1, P), 1.0 / P)]), floor))
     rng = np.random.default_rng(seed)
@@ -497,9 +572,11 @@ def mixture_sensitivity(params, sizes, n, weights=None, *, form: str = "paper") 
         ``{field: array}``: ``(P,)`` for scalar fields (``n0``, ``d``), ``(P, P)`` for per-pool
         fields (``[i, j] = dw_i / d b_j``).
     """
+    sizes, n = _check_mixture(params, sizes, n, weights)
+    if n.shape != (1,):
+        raise ValueError(f"mixture_sensitivity takes one budget, got {n.shape[0]}")
+    n = n[0]
     params = type(params)(*(jnp.asarray(v, jnp.float64) for v in params))
-    sizes = jnp.asarray(sizes, jnp.float64)
-    n = jnp.asarray(n, jnp.float64)
     if weights is None:
         weights = optimize_mixture(params, sizes, n, form=form).weights[0]
     w_opt = np.asarray(weights, np.float64)
@@ -512,8 +589,7 @@ def mixture_sensitivity(params, sizes, n, weights=None, *, form: str = "paper") 
     if free.size < 2:
         return out
     mass = 1.0 - w_opt[locked].sum()
-    need = int(np.ceil(float(n / jnp.min(sizes)))) + 2
-    max_passes = int(2 ** np.ceil(np.log2(need)))
+    max_passes = max_passes_for(float(n) / np.min(np.asarray(sizes)) + 1)
 
     def w_of(zf):
         return jnp.asarray(w_opt).at[free].set(mass * jax.nn.softmax(zf))

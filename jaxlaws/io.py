@@ -92,8 +92,17 @@ class SavedFit:
 
 def load_fit(path: str | os.PathLike) -> SavedFit:
     """Load a fit saved by ``jaxlaws fit --output`` (or :func:`fit_record`)."""
-    with open(path) as fh:
-        record = json.load(fh)
+    if os.path.isdir(path):
+        raise ValueError(f"{os.fspath(path)} is a directory, not a saved fit")
+    try:
+        with open(path) as fh:
+            record = json.load(fh)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(
+            f"{os.fspath(path)} is not a readable saved fit ({err}): was it cut short?"
+        ) from None
+    if not isinstance(record, dict):
+        raise ValueError(f"{os.fspath(path)} is not a saved fit: it holds a JSON {type(record).__name__}")
     for key in ("law", "params"):
         if key not in record:
             raise ValueError(f"{os.fspath(path)} is not a saved fit: it has no {key!r}")

@@ -644,6 +644,12 @@ def setup(
             f"{len(d)} rows cannot determine {n_free} free parameters {list(layout.labels)}: "
             "give more rows or freeze parameters"
         )
+    y_flat = np.asarray(d.y).ravel()
+    if y_flat.size > 1 and np.all(y_flat == y_flat[0]):
+        raise ValueError(
+            f"the target {d.columns['target']!r} is constant (every row {y_flat[0]:g}): "
+            "there is no trend to fit a law to"
+        )
     frozen_values = tuple(
         np.broadcast_to(np.asarray(frozen_map[n], np.float64), s)
         for n, s, f in zip(layout.names, layout.shapes, layout.free)

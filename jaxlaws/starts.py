@@ -77,6 +77,8 @@ def make_starts(law: Law, layout: Layout, starts, *, seed: int = 0, init=None) -
         ValueError: in one line, naming what is missing (a parameter with no range, a
             column of the starts table, ...).
     """
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"seed must be a whole number >= 0, got {seed!r}")
     free = [(n, s, c) for n, s, c, _ in layout.free_fields()]
     init_map = dict(zip(law.param_names, init)) if init is not None else {}
     if starts is None:

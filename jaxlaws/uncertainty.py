@@ -74,15 +74,37 @@ class BootstrapResult:
         """The converged resamples as a DataFrame, one column per parameter."""
         return pd.DataFrame(self._columns())
 
+    def _enough(self) -> dict[str, np.ndarray]:
+        """The converged resamples' columns; an error if fewer than two converged."""
+        n_ok = int(self.ok.sum())
+        if n_ok < 2:
+            raise ValueError(
+                f"only {n_ok} of {len(self.status)} resamples converged: too few for a standard "
+                "error or an interval (statuses: "
+                + ", ".join(f"{k} {v}" for k, v in zip(*np.unique(self.status, return_counts=True)))
+                + ")"
+            )
+        return self._columns()
+
     @property
     def stderr(self) -> dict[str, float]:
-        """Bootstrap standard error of each parameter (std over converged resamples)."""
-        return {k: float(np.std(v, ddof=1)) for k, v in self._columns().items()}
+        """Bootstrap standard error of each parameter (std over converged resamples).
+
+        Raises:
+            ValueError: fewer than two resamples converged.
+        """
+        return {k: float(np.std(v, ddof=1)) for k, v in self._enough().items()}
 
     def interval(self, level: float = 0.95) -> dict[str, tuple[float, float]]:
-        """Percentile interval of each parameter."""
+        """Percentile interval of each parameter (over converged resamples).
+
+        Raises:
+            ValueError: fewer than two resamples converged, or ``level`` not in (0, 1).
+        """
+        if not 0 < level < 1:
+            raise ValueError(f"level must be between 0 and 1, got {level!r}")
         q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
-        return {k: tuple(float(x) for x in np.percentile(v, q)) for k, v in self._columns().items()}
+        return {k: tuple(float(x) for x in np.percentile(v, q)) for k, v in self._enough().items()}
 
     def table(self, level: float = 0.95) -> pd.DataFrame:
         """Estimate, standard error and percentile interval per parameter."""
@@ -113,6 +135,7 @@ class BootstrapResult:
         ``fn(params)`` is a JAX function of one parameter set (e.g. the optimal-N exponent
         ``lambda p: p.beta / (p.alpha + p.beta)``); it is vmapped over the resamples.
         """
+        self._enough()
         point = np.asarray(fn(self.point.params))
         keep = jax.tree_util.tree_map(lambda v: jnp.asarray(np.asarray(v)[self.ok]), self.samples)
         values = np.asarray(jax.vmap(fn)(keep))
@@ -123,6 +146,8 @@ class BootstrapResult:
             f"bootstrap of {self.law.name}: {len(self.status)} resamples, "
             f"{self.n_failed} did not converge (excluded)"
         )
+        if self.ok.sum() < 2:
+            return head + ": too few converged for standard errors"
         return head + "\n" + self.table(level).to_string(float_format=lambda x: f"{x:.6g}")
 
     def __repr__(self) -> str:
@@ -181,7 +206,7 @@ def bootstrap(
         key: a ``jax.random`` key (the resamples are a function of it).
         law, data, columns, target, objective, delta, init, frozen, output_weights: as
             for :func:`jaxlaws.fit`.
-        n_resamples: number of resamples ``R``.
+        n_resamples: number of resamples ``R`` (at least 2).
         starts: the starts of every resample: ``"point"`` (default: the full-data
             optimum), ``"init"`` (Epoch's protocol: every resample from ``init``), or any
             ``starts`` of :func:`jaxlaws.fit` (all of them for every resample).
@@ -194,6 +219,9 @@ def bootstrap(
         A :class:`BootstrapResult` with standard errors, percentile intervals, the samples
         and :meth:`BootstrapResult.derived` for derived quantities.
 
+    Raises:
+        ValueError: ``n_resamples`` below 2, or bad input (as for :func:`jaxlaws.fit`).
+
     Example:
         >>> import jax, jaxlaws
         >>> df = jaxlaws.datasets.load("chinchilla-epoch", subset="standard")
@@ -204,6 +232,8 @@ def bootstrap(
     References:
         Besiroglu et al., "Chinchilla Scaling: A replication attempt", 2024 (protocol).
     """
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, int | np.integer) or n_resamples < 2:
+        raise ValueError(f"n_resamples must be a whole number of at least 2, got {n_resamples!r}")
     common = dict(
         columns=columns,
         target=target,

@@ -49,7 +49,7 @@ def test_datasets_lists_the_bundled_tables(capsys):
             ],
             "give all of --coordinator HOST:PORT, --num-processes P and --process-id I",
         ),
-        (["fit", "--dataset", "chinchilla-epoch", "--devices", "0"], "devices must be between 1 and"),
+        (["fit", "--dataset", "chinchilla-epoch", "--devices", "0"], "--devices must be at least 1"),
         (
             ["fit", "--dataset", "chinchilla-epoch", "--group-by", "N", "--output", "o", "--distributed"],
             "could not join the distributed job",

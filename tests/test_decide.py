@@ -60,7 +60,7 @@ def test_many_budgets_in_one_call_are_each_optimal():
 
 
 def test_bad_budgets():
-    with pytest.raises(ValueError, match="compute budgets must be positive"):
+    with pytest.raises(ValueError, match="every compute budget C must be finite and positive"):
         allocate(P, -1.0)
     with pytest.raises(ValueError, match="needs the data_constrained law"):
         allocate(laws.ChinchillaParams(*P[:5]), 1e22, U=1e9)

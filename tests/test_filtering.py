@@ -1,7 +1,9 @@
 """Data-filtering law (Goyal et al. 2024): golden values from the authors' reference code,
 Theorem 1, and the properties of the continuous-weight mixture (LAWS.md section 3)."""
 
+import importlib
 import math
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -230,7 +232,10 @@ def test_single_pool_gradients_are_finite(n, tau, form):
     assert all(np.isfinite(x) for x in g) and np.isfinite(gn)
 
 
-def test_max_passes_truncation_is_bounded_and_exact_when_large_enough():
+def test_passes_past_max_passes_are_summed_in_closed_form():
+    """Passes from ``max_passes`` on are summed in closed form: the midpoint-rule integral
+    is within ``(c^2 + 2c/K + 2/K^2) / 24`` of the tail it replaces (``c = log 2 / tau``),
+    itself below ``|b| 0.5^(K / tau) log(p / K)``; term by term it is exact."""
     p = laws.FilteringParams(
         a=jnp.float64(11.0), b=jnp.float64(-0.16), tau=jnp.float64(20.0), d=jnp.float64(0.1)
     )
@@ -238,10 +243,53 @@ def test_max_passes_truncation_is_bounded_and_exact_when_large_enough():
     K = laws.passes_needed(n, N)
     exact = laws.filtering(p, n, N, max_passes=K)
     assert float(laws.filtering(p, n, N, max_passes=4 * K)) == pytest.approx(float(exact), rel=1e-14)
+    c = math.log(2) / 20.0
     for K_small in (16, 64, 128):
         approx = laws.filtering(p, n, N, max_passes=K_small)
-        bound = 0.16 * 0.5 ** (K_small / 20.0) * math.log(400 / K_small)
-        assert abs(math.log(float(approx) - 0.1) - math.log(float(exact) - 0.1)) <= bound + 1e-15
+        tail = 0.16 * 0.5 ** (K_small / 20.0) * math.log(400 / K_small)
+        midpoint = (c**2 + 2 * c / K_small + 2 / K_small**2) / 24
+        assert abs(math.log(float(approx) - 0.1) - math.log(float(exact) - 0.1)) <= midpoint * tail + 1e-15
+
+
+@pytest.mark.parametrize("tau", [2.0, 30.0, 300.0, 3000.0, 1e5])
+@pytest.mark.parametrize("passes", [1500.0, 5000.0, 3e4])
+def test_the_closed_form_tail_matches_the_sum_term_by_term(tau, passes):
+    """Past 1024 passes (the most summed term by term) the closed form agrees with the
+    exact sum to 1e-8 (the log-passes sum) and to rounding (the effective-data sum, a
+    geometric series)."""
+    filtering = importlib.import_module("jaxlaws.laws.filtering")
+    p, t = jnp.asarray([passes]), jnp.asarray([tau])
+    K = int(2 ** math.ceil(math.log2(passes + 2)))
+    closed = filtering._decayed_log_passes(p, t, 1024)
+    exact = filtering._decayed_log_passes(p, t, K)
+    np.testing.assert_allclose(closed, exact, rtol=1e-8)
+    closed = filtering._decayed_passes(p, t, 1024)
+    exact = filtering._decayed_passes(p, t, K)
+    np.testing.assert_allclose(closed, exact, rtol=1e-13)
+
+
+def test_memory_does_not_grow_with_the_number_of_passes():
+    """A pool of one sample seen up to 1e12 times (1e12 passes; summed term by term that was
+    25 TB): at most 1024 passes are compiled, and the fit and a mixture sweep at 1e15
+    samples run in ordinary memory."""
+    assert laws.max_passes_for([1e12]) == laws.DEFAULT_MAX_PASSES == 1024
+    assert laws.max_passes_for([3.5]) == 8 and laws.max_passes_for([0.2]) == 2
+    with pytest.raises(ValueError, match="must be finite"):
+        laws.max_passes_for([np.inf])
+    n = np.geomspace(1e3, 1e12, 12)
+    truth = laws.FilteringParams(a=2.0, b=-0.1, tau=5.0, d=0.05)
+    y = np.asarray(laws.filtering(truth, n, 1.0)) * np.exp(np.random.default_rng(0).normal(0, 0.002, n.size))
+    import jaxlaws
+
+    with warnings.catch_warnings():  # past 1e3 passes d is not identified: it runs to zero
+        warnings.simplefilter("ignore", jaxlaws.ConvergenceWarning)
+        res = jaxlaws.fit("filtering", {"samples": n, "pool_size": np.ones_like(n), "error": y}, starts=16)
+    assert dict(res.law.options)["max_passes"] == 1024
+    assert res.status == "converged" and np.isfinite(res.value)
+    from jaxlaws.decide import optimize_mixture
+
+    dec = optimize_mixture(FIG4, SIZES, [1e15], n_random=2)
+    assert np.all(np.isfinite(np.asarray(dec.error))) and abs(float(np.sum(dec.weights)) - 1) < 1e-9
 
 
 def test_unknown_form_is_a_clear_error():

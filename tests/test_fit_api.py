@@ -81,8 +81,10 @@ def test_not_converged_says_so_and_never_returns_nan():
 
 
 def test_boundary_is_reported():
-    # a flat target: the power term has nothing to explain, A runs to zero
-    df = pd.DataFrame({"x": np.geomspace(1, 1e6, 20), "y": np.full(20, 2.0)})
+    # a rising target: a falling power term has nothing to explain, A runs to zero (a
+    # constant target is refused before fitting: test_bad_inputs.py)
+    x = np.geomspace(1, 1e6, 20)
+    df = pd.DataFrame({"x": x, "y": 2.0 + 0.01 * (x > 1e3)})
     with pytest.warns(jaxlaws.ConvergenceWarning):
         r = jaxlaws.fit(POWER, df, objective="sse", starts={"E": [1.0], "A": [1.0], "alpha": [0.5]})
     assert any("boundary" in w or "flat ridge" in w for w in r.diagnostics)

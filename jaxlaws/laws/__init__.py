@@ -35,6 +35,7 @@ from jaxlaws.laws.filtering import (
     effective_tau,
     filtering,
     filtering_mixture,
+    max_passes_for,
     params_from_reference_code,
     passes_needed,
 )
@@ -133,4 +134,5 @@ __all__ = [
     "filtering_mixture",
     "params_from_reference_code",
     "passes_needed",
+    "max_passes_for",
 ]

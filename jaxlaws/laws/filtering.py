@@ -26,6 +26,7 @@ __all__ = [
     "filtering_mixture",
     "effective_tau",
     "passes_needed",
+    "max_passes_for",
     "params_from_reference_code",
     "FORMS",
     "FILTERING",
@@ -46,8 +47,9 @@ REFERENCE = (
 #: (``func_effective_data``; single pool only).
 FORMS = ("paper", "reference_code", "effective_data")
 
-#: Passes summed exactly by default; later passes are lumped at the utility of the last
-#: one (an error below ``|b| 0.5^(K/tau) log(p/K)`` in ``log(y - d)``).
+#: Passes summed term by term (at most, and by default); the passes past them are summed in
+#: closed form (see ``_decayed_log_passes``), so memory and time do not grow with the number
+#: of passes: a pool of one sample seen 1e12 times costs what 1024 passes cost.
 DEFAULT_MAX_PASSES = 1024
 
 _LOG2 = math.log(2.0)
@@ -100,33 +102,72 @@ def params_from_reference_code(a, b, tau, d, normalizer=1e5) -> FilteringParams:
 
 
 def passes_needed(n, N) -> int:
-    """The smallest ``max_passes`` that sums every pass of ``n`` samples over ``N`` exactly."""
+    """The smallest ``max_passes`` that sums every pass of ``n`` samples over ``N`` term by term."""
     return int(np.ceil(np.max(np.asarray(n, dtype=float) / np.asarray(N, dtype=float)))) + 1
+
+
+def max_passes_for(passes) -> int:
+    """The ``max_passes`` to compile for data with these pass counts: the smallest power of
+    two above the largest (few distinct compilations), at most ``DEFAULT_MAX_PASSES`` (the
+    rest are summed in closed form)."""
+    top = float(np.max(np.asarray(passes, dtype=float)))
+    if not np.isfinite(top):
+        raise ValueError(f"the pass counts (samples / pool size) must be finite, got {top}")
+    need = max(int(math.ceil(top)) + 1, 2)
+    return int(min(2 ** math.ceil(math.log2(need)), DEFAULT_MAX_PASSES))
+
+
+#: Gauss-Legendre nodes and weights on (-1, 1) for the closed-form tail of the pass sum.
+_GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(24)
+
+
+def _log_tail(passes, c, K):
+    """``sum_{j>=K} r^j log(clip(p, j, j+1) / j)`` with ``r = e^-c``, as an integral.
+
+    With ``log(1 + 1/j) = 1/(j + 1/2) + O(j^-3)`` the midpoint rule turns the sum into
+    ``r^(-1/2) int_K^max(p, K) e^(-c u) / u du`` (relative error ``(c^2 + 2c/K + 2/K^2) / 24``
+    of this tail, itself below ``r^K log(p/K)``). In ``s = log u`` the integrand
+    ``e^(-c e^s)`` is smooth, and past ``u = K + 50/c`` below ``e^-50`` of its start, so 24
+    Gauss-Legendre nodes on ``[log K, log min(p, K + 50/c)]`` give it to 1e-9 of the whole
+    sum (``tests/test_filtering.py``): a fixed, small amount of work however many passes.
+    """
+    hi = jnp.log(jnp.maximum(jnp.minimum(passes, K + 50.0 / c), K))
+    lo = math.log(K)
+    mid, half = 0.5 * (hi + lo), 0.5 * (hi - lo)
+    s = mid[..., None] + half[..., None] * _GL_NODES
+    integral = half * jnp.sum(_GL_WEIGHTS * jnp.exp(-c[..., None] * jnp.exp(s)), axis=-1)
+    return jnp.exp(0.5 * c) * integral
 
 
 def _decayed_log_passes(passes, tau, max_passes):
     """``sum_{j>=1} 0.5^(j / tau) log(clip(passes, j, j+1) / j)`` over the last axis added.
 
-    ``passes`` and ``tau`` broadcast together; the sum runs over passes ``1 .. K-1``
-    exactly, and lumps passes beyond ``K = max_passes`` at the utility of pass ``K``.
+    ``passes`` and ``tau`` broadcast together. Passes ``1 .. K-1`` (``K = max_passes``) are
+    summed term by term, the rest in closed form (:func:`_log_tail`): memory and time do
+    not grow with the number of passes.
     """
     j = jnp.arange(1, max_passes, dtype=jnp.float64)
     p = passes[..., None]
     decay = jnp.exp(-_LOG2 * j / tau[..., None])
     body = jnp.sum(decay * jnp.log(jnp.clip(p, j, j + 1.0) / j), axis=-1)
-    K = float(max_passes)
-    tail = jnp.exp(-_LOG2 * K / tau) * jnp.log(jnp.maximum(passes, K) / K)
-    return body + tail
+    return body + _log_tail(passes, _LOG2 / tau, float(max_passes))
 
 
 def _decayed_passes(passes, tau, max_passes):
-    """``min(p, 1) + sum_{j>=1} 0.5^(j / tau) (clip(p, j, j+1) - j)``: passes worth of data."""
+    """``min(p, 1) + sum_{j>=1} 0.5^(j / tau) (clip(p, j, j+1) - j)``: passes worth of data.
+
+    Passes from ``K = max_passes`` on are summed exactly in closed form (a geometric sum
+    ``r^K (1 - r^(M-K)) / (1 - r) + r^M (p - M)``, ``M = floor(p)``, ``r = 0.5^(1/tau)``).
+    """
     j = jnp.arange(1, max_passes, dtype=jnp.float64)
     p = passes[..., None]
     decay = jnp.exp(-_LOG2 * j / tau[..., None])
     body = jnp.sum(decay * (jnp.clip(p, j, j + 1.0) - j), axis=-1)
     K = float(max_passes)
-    tail = jnp.exp(-_LOG2 * K / tau) * (jnp.maximum(passes, K) - K)
+    c = _LOG2 / tau
+    M = jnp.maximum(jnp.floor(passes), K)
+    full = jnp.exp(-c * K) * -jnp.expm1(-c * (M - K)) / -jnp.expm1(-c)
+    tail = full + jnp.exp(-c * M) * (jnp.maximum(passes, K) - M)
     return jnp.minimum(passes, 1.0) + body + tail
 
 
@@ -299,11 +340,10 @@ GOYAL_FIG4 = FilteringMixtureParams(
 
 
 def _bind_max_passes(law: Law, passes) -> Law:
-    """Bind the smallest power of two >= the passes in the data (few distinct compilations)."""
+    """Bind the passes summed term by term (:func:`max_passes_for`) unless the user chose."""
     if "max_passes" in dict(law.options):
         return law
-    need = max(int(math.ceil(float(jnp.max(passes)))) + 1, 2)
-    return law.with_options(max_passes=int(2 ** math.ceil(math.log2(need))))
+    return law.with_options(max_passes=max_passes_for(passes))
 
 
 def _configure_single(law: Law, inputs) -> Law:

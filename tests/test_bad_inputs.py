@@ -1,0 +1,270 @@
+"""Every bad input is one line: through the command line (exit status 2, one line on stderr,
+no traceback, no output file) and through the Python API (one ``ValueError`` line).
+
+Each case would otherwise have given a traceback, a hang, an unclear line or a wrong result
+with exit status 0 (the defects of issue 12)."""
+
+import json
+
+import numpy as np
+import pytest
+from synthetic import chinchilla_groups
+
+import jaxlaws
+from jaxlaws.cli import main
+
+GOOD = chinchilla_groups(2, by="g")  # 16 rows, columns g, N, D, loss
+
+
+def _fill(text, files):
+    """``{name}`` replaced by the path of that fixture file (other braces kept)."""
+    for key, path in files.items():
+        text = text.replace("{" + key + "}", path)
+    return text
+
+
+def _csv(tmp, name, text):
+    path = tmp / name
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.fixture
+def files(tmp_path):
+    """A good table, bad tables and saved fits (written by hand: no fitting needed)."""
+    f = {"out": str(tmp_path / "out.json"), "jsonl": str(tmp_path / "out.jsonl"), "dir": str(tmp_path)}
+    f["runs"] = str(tmp_path / "runs.csv")
+    GOOD.to_csv(f["runs"], index=False)
+    f["header_only"] = _csv(tmp_path, "header.csv", "N,D,loss\n")
+    f["empty"] = _csv(tmp_path, "empty.csv", "")
+    f["duplicate"] = _csv(tmp_path, "dup.csv", "N,D,loss,loss\n1e9,2e10,3.1,3.2\n")
+    f["nan"] = _csv(tmp_path, "nan.csv", "N,D,loss\n1e9,2e10,3.1\n2e9,4e10,\n")
+    f["zero"] = _csv(tmp_path, "zero.csv", "N,D,loss\n1e9,2e10,3.1\n0,4e10,2.9\n")
+    f["few"] = _csv(tmp_path, "few.csv", "N,D,loss\n1e9,2e10,3.1\n2e9,4e10,2.9\n")
+    constant = GOOD.assign(loss=2.5)
+    f["constant"] = str(tmp_path / "constant.csv")
+    constant.to_csv(f["constant"], index=False)
+    unlabelled = GOOD.assign(g=np.nan)
+    f["unlabelled"] = str(tmp_path / "unlabelled.csv")
+    unlabelled.to_csv(f["unlabelled"], index=False)
+    f["blank_then_nan"] = _csv(tmp_path, "blank.csv", "N,D,loss\n1e9,2e10,3.1\n\n2e9,oops,2.9\n")
+    chin = {"law": "chinchilla", "params": {"E": 1.8, "A": 480.0, "B": 2100.0, "alpha": 0.35, "beta": 0.37}}
+    f["fit"] = str(tmp_path / "fit.json")
+    (tmp_path / "fit.json").write_text(json.dumps(chin))
+    f["truncated"] = str(tmp_path / "truncated.json")
+    (tmp_path / "truncated.json").write_text(json.dumps(chin)[:40])
+    f["list"] = str(tmp_path / "list.json")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    neg = {"law": "chinchilla", "params": {**chin["params"], "alpha": -0.3}}
+    f["negative_alpha"] = str(tmp_path / "neg.json")
+    (tmp_path / "neg.json").write_text(json.dumps(neg))
+    fig4 = jaxlaws.laws.GOYAL_FIG4
+    mix = {
+        "law": "filtering_mixture",
+        "params": {k: np.asarray(v).tolist() for k, v in fig4._asdict().items()},
+    }
+    f["mix"] = str(tmp_path / "mix.json")
+    (tmp_path / "mix.json").write_text(json.dumps(mix))
+    ragged = json.loads(json.dumps(mix))
+    ragged["params"]["tau"] = ragged["params"]["tau"][:3]
+    f["ragged"] = str(tmp_path / "ragged.json")
+    (tmp_path / "ragged.json").write_text(json.dumps(ragged))
+    negtau = json.loads(json.dumps(mix))
+    negtau["params"]["tau"][1] = -2.0
+    f["negtau"] = str(tmp_path / "negtau.json")
+    (tmp_path / "negtau.json").write_text(json.dumps(negtau))
+    return f
+
+
+FIT = ["fit", "--data", "{runs}", "--law", "chinchilla", "--output", "{out}"]
+GROUPS = ["fit", "--data", "{runs}", "--law", "chinchilla", "--group-by", "g", "--output", "{jsonl}"]
+MIX = ["mix", "{mix}", "--sizes", "1e7,1e7,1e7,1e7", "--budgets", "1e8,1e9"]
+
+# (case, argv, a fragment of the one-line message)
+CLI_CASES = [
+    ("delta zero", FIT + ["--delta", "0"], "--delta must be a positive number"),
+    ("delta negative", FIT + ["--delta", "-1"], "--delta must be a positive number"),
+    ("delta nan", FIT + ["--delta", "nan"], "--delta must be a positive number"),
+    ("delta not a number", FIT + ["--delta", "abc"], "argument --delta: invalid float value"),
+    ("bootstrap zero", FIT + ["--bootstrap", "0"], "--bootstrap needs at least 2"),
+    ("bootstrap one", FIT + ["--bootstrap", "1"], "--bootstrap needs at least 2"),
+    ("bootstrap negative", FIT + ["--bootstrap", "-5"], "--bootstrap needs at least 2"),
+    ("seed negative", FIT + ["--seed", "-1"], "--seed must be a whole number >= 0"),
+    ("starts zero", FIT + ["--starts", "0"], "--starts must be"),
+    ("starts negative", FIT + ["--starts", "-3"], "--starts must be"),
+    ("chunk zero", GROUPS + ["--chunk", "0"], "--chunk must be at least 1"),
+    ("devices zero", FIT + ["--devices", "0"], "--devices must be at least 1"),
+    ("unknown flag", FIT + ["--colums", "N=x"], "unrecognized arguments: --colums"),
+    ("no subcommand", [], "the following arguments are required"),
+    ("header only", ["fit", "--data", "{header_only}", "--law", "chinchilla"], "has a header but no rows"),
+    ("empty file", ["fit", "--data", "{empty}", "--law", "chinchilla"], "is empty"),
+    ("data is a directory", ["fit", "--data", "{dir}", "--law", "chinchilla"], "is a directory"),
+    ("output is a directory", FIT[:-1] + ["{dir}"], "--output {dir} is a directory"),
+    ("output in no directory", FIT[:-1] + ["{dir}/no/such/fit.json"], "does not exist"),
+    ("init a list", FIT + ["--init", "[1,2]"], "--init must be a JSON object"),
+    ("init not JSON", FIT + ["--init", "{E: 1"], "--init is not valid JSON"),
+    ("init unknown name", FIT + ["--init", '{"F": 1.0}'], "'F'"),
+    (
+        "frozen unknown",
+        FIT + ["--init", json.dumps(dict(E=1.8, A=480, B=2100, alpha=0.35, beta=0.37)), "--frozen", "Q"],
+        "frozen names ['Q']",
+    ),
+    ("frozen without init", FIT + ["--frozen", "E"], "needs init="),
+    (
+        "duplicate columns",
+        ["fit", "--data", "{duplicate}", "--law", "chinchilla"],
+        "two columns named 'loss'",
+    ),
+    ("NaN in a column", ["fit", "--data", "{nan}", "--law", "chinchilla"], "row 3"),
+    ("non-positive size", ["fit", "--data", "{zero}", "--law", "chinchilla"], "column 'N', row 3"),
+    ("row after a blank line", ["fit", "--data", "{blank_then_nan}", "--law", "chinchilla"], "row 4: 'oops'"),
+    ("fewer rows than parameters", ["fit", "--data", "{few}", "--law", "chinchilla"], "cannot determine 5"),
+    ("constant target", ["fit", "--data", "{constant}", "--law", "chinchilla"], "is constant"),
+    ("unknown law", ["fit", "--data", "{runs}", "--law", "chinchila"], "unknown law 'chinchila'"),
+    ("misspelt column", FIT + ["--columns", "N=parms"], "missing column 'parms'"),
+    ("unknown objective", FIT + ["--objective", "hubber"], "hubber"),
+    ("group-by missing column", GROUPS[:6] + ["gg"] + GROUPS[7:], "--group-by column 'gg'"),
+    ("group-by without output", GROUPS[:7], "--group-by needs --output"),
+    ("every label empty", GROUPS[:2] + ["{unlabelled}"] + GROUPS[3:], "every row has an empty 'g' label"),
+    ("bootstrap with group-by", GROUPS + ["--bootstrap", "10"], "--bootstrap with --group-by"),
+    ("truncated fit", ["allocate", "{truncated}", "--compute", "1e21"], "truncated.json is not a readable"),
+    ("fit is a list", ["allocate", "{list}", "--compute", "1e21"], "list.json is not a saved fit"),
+    ("plot truncated fit", ["plot", "{truncated}"], "truncated.json is not a readable"),
+    ("compute nan", ["allocate", "{fit}", "--compute", "nan"], "--compute must be finite and positive"),
+    ("compute inf", ["allocate", "{fit}", "--compute", "inf"], "--compute must be finite and positive"),
+    ("compute zero", ["allocate", "{fit}", "--compute", "0,1e21"], "--compute must be finite and positive"),
+    ("compute malformed range", ["allocate", "{fit}", "--compute", "1e20:1e22"], "lo:hi:count"),
+    (
+        "unique wrong count",
+        ["allocate", "{fit}", "--compute", "1e21,1e22,1e23", "--unique", "1e9,2e9"],
+        "--unique",
+    ),
+    ("alpha negative", ["allocate", "{negative_alpha}", "--compute", "1e21"], "alpha must be positive"),
+    (
+        "unique for chinchilla",
+        ["allocate", "{fit}", "--compute", "1e21", "--unique", "1e9"],
+        "data_constrained",
+    ),
+    (
+        "mix on a chinchilla fit",
+        ["mix", "{fit}", "--sizes", "1", "--budgets", "1e9"],
+        "needs a filtering_mixture",
+    ),
+    (
+        "mix negative size",
+        ["mix", "{mix}", "--sizes", "1e7,-1e7,1e7,1e7", "--budgets", "1e9"],
+        "--sizes must",
+    ),
+    ("mix infinite size", ["mix", "{mix}", "--sizes", "1e7,inf,1e7,1e7", "--budgets", "1e9"], "--sizes must"),
+    (
+        "mix wrong pool count",
+        ["mix", "{mix}", "--sizes", "1e7,1e7", "--budgets", "1e9"],
+        "--sizes has 2 pools",
+    ),
+    ("mix zero budget", MIX[:-1] + ["0,1e9"], "--budgets must be finite and positive"),
+    ("mix names wrong length", MIX + ["--names", "a,b"], "--names has 2 names"),
+    ("mix ragged tau", ["mix", "{ragged}"] + MIX[2:], "tau has 3 pools' values"),
+    ("mix negative tau", ["mix", "{negtau}"] + MIX[2:], "tau (half-life in passes) must be positive"),
+    ("mix output is a directory", MIX + ["--output", "{dir}"], "is a directory"),
+]
+
+
+@pytest.mark.parametrize("argv, message", [c[1:] for c in CLI_CASES], ids=[c[0] for c in CLI_CASES])
+def test_a_bad_command_line_is_one_line_and_writes_nothing(argv, message, files, capsys):
+    argv = [_fill(a, files) for a in argv]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    err = captured.err
+    assert err.startswith("jaxlaws: error:"), err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert _fill(message, files) in err
+    for out in ("out", "jsonl"):
+        assert not __import__("os").path.exists(files[out])
+
+
+FIG4 = jaxlaws.laws.GOYAL_FIG4
+SIZES = np.full(4, 1e7)
+CHIN = jaxlaws.laws.ChinchillaParams(E=1.8, A=480.0, B=2100.0, alpha=0.35, beta=0.37)
+decide = jaxlaws.decide
+
+# (case, a call of the files fixture, a fragment of the message)
+API_CASES = [
+    ("fit delta zero", lambda f: jaxlaws.fit("chinchilla", GOOD, delta=0.0), "delta must be a positive"),
+    ("fit seed negative", lambda f: jaxlaws.fit("chinchilla", GOOD, starts=4, seed=-1), "seed must be"),
+    ("fit constant", lambda f: jaxlaws.fit("chinchilla", GOOD.assign(loss=2.5)), "is constant"),
+    ("bootstrap zero", lambda f: jaxlaws.bootstrap(None, "chinchilla", GOOD, 0), "at least 2"),
+    ("bootstrap one", lambda f: jaxlaws.bootstrap(None, "chinchilla", GOOD, 1), "at least 2"),
+    (
+        "allocate alpha < 0",
+        lambda f: decide.allocate(CHIN._replace(alpha=-0.3), 1e21),
+        "alpha must be positive",
+    ),
+    ("allocate C nan", lambda f: decide.allocate(CHIN, float("nan")), "finite and positive"),
+    ("allocate C inf", lambda f: decide.allocate(CHIN, float("inf")), "finite and positive"),
+    ("allocate E nan", lambda f: decide.allocate(CHIN._replace(E=float("nan")), 1e21), "E is not finite"),
+    ("sensitivity C too far", lambda f: decide.allocation_sensitivity(CHIN, 1e308), "float64"),
+    ("mixture negative size", lambda f: decide.optimize_mixture(FIG4, -SIZES, 1e9), "pool size must be"),
+    ("mixture zero budget", lambda f: decide.optimize_mixture(FIG4, SIZES, [0.0, 1e9]), "budget"),
+    (
+        "mixture ragged tau",
+        lambda f: decide.optimize_mixture(FIG4._replace(tau=np.ones(3)), SIZES, 1e9),
+        "tau has 3",
+    ),
+    (
+        "mixture negative tau",
+        lambda f: decide.optimize_mixture(FIG4._replace(tau=-np.ones(4)), SIZES, 1e9),
+        "tau",
+    ),
+    (
+        "sensitivity off simplex",
+        lambda f: decide.mixture_sensitivity(FIG4, SIZES, 1e9, weights=[0.5, 0.5, 0.5, 0.0]),
+        "on the simplex",
+    ),
+    (
+        "sensitivity negative weight",
+        lambda f: decide.mixture_sensitivity(FIG4, SIZES, 1e9, weights=[1.2, -0.2, 0.0, 0.0]),
+        "on the simplex",
+    ),
+    ("load truncated fit", lambda f: jaxlaws.io.load_fit(f["truncated"]), "was it cut short"),
+    (
+        "batch output a directory",
+        lambda f: jaxlaws.batch.fit_groups("chinchilla", GOOD, "g", f["dir"], progress=False),
+        "is a directory",
+    ),
+]
+
+
+@pytest.mark.parametrize("call, message", [c[1:] for c in API_CASES], ids=[c[0] for c in API_CASES])
+def test_a_bad_call_is_one_value_error_line(call, message, files):
+    with pytest.raises(ValueError) as info:
+        call(files)
+    text = str(info.value)
+    assert message in text and "\n" not in text, text
+
+
+def test_rows_with_an_empty_group_label_are_counted_and_left_out(tmp_path, capsys):
+    table = GOOD.astype({"g": object})
+    table.loc[[3, 4], "g"] = np.nan
+    csv = tmp_path / "runs.csv"
+    table.to_csv(csv, index=False)
+    out = tmp_path / "fits.jsonl"
+    argv = ["fit", "--data", str(csv), "--law", "chinchilla", "--group-by", "g", "--output", str(out)]
+    assert main(argv + ["--starts", "8"]) == 0
+    err = capsys.readouterr().err
+    assert "jaxlaws: warning: 2 row(s) with an empty group label (column 'g', first row 5)" in err
+    assert "Traceback" not in err
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(r["group"] for r in records) == [0, 1] and records[0]["n_points"] == 6
+
+
+def test_a_fit_that_does_not_converge_says_so_and_exits_3(tmp_path, capsys):
+    out = tmp_path / "fit.json"
+    argv = ["fit", "--data", str(tmp_path / "runs.csv"), "--law", "chinchilla", "--output", str(out)]
+    GOOD.to_csv(tmp_path / "runs.csv", index=False)
+    # one start and two steps: the fit stops at its step limit
+    init = json.dumps(dict(E=1.0, A=100.0, B=100.0, alpha=0.2, beta=0.2))
+    code = main(argv + ["--starts", "init", "--init", init, "--objective", "sse_log"] + ["--max-steps", "2"])
+    captured = capsys.readouterr()
+    assert code == 3, captured.err
+    assert "jaxlaws: warning: the best start did not converge (status max_steps)" in captured.err
+    assert json.loads(out.read_text())["status"] == "max_steps"
