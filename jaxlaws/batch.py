@@ -184,6 +184,11 @@ def _resume(path, options: dict, hashes: dict[str, str], *, repair: bool = True)
         The keys of the groups already done.
     """
     records, bad, dirty = _scan(path)
+    if bad and not records:
+        raise ValueError(
+            f"{path} is not the output of a batch job (none of its {bad} lines is a result): "
+            "give another output"
+        )
     for r in records:
         old = r.get("options")
         if old != options:
@@ -287,12 +292,23 @@ def fit_groups(
         ValueError: bad input in any group, named with its group, column, row and value.
     """
     law = get(law)
+    if not isinstance(data, pd.DataFrame):
+        raise ValueError(
+            f"data must be a pandas DataFrame with the group column(s), got {type(data).__name__}"
+        )
     output = os.fspath(output)
     if os.path.isdir(output):
         raise ValueError(f"output {output!r} is a directory: give a file (JSON lines)")
+    parent = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(parent):
+        raise ValueError(f"output {output!r}: the directory {parent} does not exist")
+    if isinstance(chunk, bool) or not isinstance(chunk, int | np.integer) or chunk < 1:
+        raise ValueError(f"chunk must be a whole number >= 1, got {chunk!r}")
     devs = local_devices(devices)
     chunk = padded_size(chunk, len(devs))
     keys = [by] if isinstance(by, str) else list(by)
+    if not keys or any(not str(k).strip() for k in keys):
+        raise ValueError(f"by must name the group column(s), got {by!r}")
     for c in keys:
         if c not in data.columns:
             raise ValueError(f"group-by column {c!r} is not in the table: {[str(k) for k in data.columns]}")
@@ -347,6 +363,7 @@ def fit_groups(
         dict(
             law=law.name,
             law_options=dict(law.options),
+            by=keys,
             objective=template.objective.name,
             delta=delta,
             columns=dict(columns or {}),

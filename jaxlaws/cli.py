@@ -34,24 +34,28 @@ USAGE_ERROR = 2
 NOT_CONVERGED = 3
 
 
-def _column_spec(text: str):
+def _column_spec(text: str, flag: str):
     """``COL``, ``COL1+COL2+...`` (several columns: one vector input or several targets) or
     a glob such as ``p_*`` (kept as a string; the table resolves it)."""
     parts = [c.strip() for c in text.split("+")]
     if any(not c for c in parts):
-        raise ValueError(f"empty column name in {text!r}")
+        raise ValueError(f"{flag}: empty column name in {text!r}")
     return parts if len(parts) > 1 else parts[0]
 
 
 def _parse_columns(text: str | None) -> dict:
-    if not text:
+    if text is None:
         return {}
     out = {}
     for part in text.split(","):
         if "=" not in part:
             raise ValueError(f"--columns expects LAW_INPUT=COLUMN pairs separated by commas, got {part!r}")
-        k, v = part.split("=", 1)
-        out[k.strip()] = _column_spec(v)
+        k, v = (t.strip() for t in part.split("=", 1))
+        if not k:
+            raise ValueError(f"--columns: no law input before '=' in {part!r}")
+        if k in out:
+            raise ValueError(f"--columns names {k!r} twice")
+        out[k] = _column_spec(v, f"--columns {k}=")
     return out
 
 
@@ -128,7 +132,7 @@ def _check_flags(args) -> None:
         raise ValueError(f"--bootstrap needs at least 2 resamples, got {args.bootstrap}")
     if args.max_steps < 1:
         raise ValueError(f"--max-steps must be at least 1, got {args.max_steps}")
-    if args.chunk < 1:
+    if args.chunk is not None and args.chunk < 1:
         raise ValueError(f"--chunk must be at least 1, got {args.chunk}")
     if args.devices is not None and args.devices < 1:
         raise ValueError(f"--devices must be at least 1, got {args.devices}")
@@ -136,13 +140,43 @@ def _check_flags(args) -> None:
         raise ValueError(
             "--bootstrap with --group-by is not supported: bootstrap one group's table at a time"
         )
-    _check_output(args.output, "--output")
+    if args.group_by is not None and not all(c.strip() for c in args.group_by.split(",")):
+        raise ValueError(f"--group-by: empty column name in {args.group_by!r}")
+    if args.chunk is not None and not args.group_by:
+        raise ValueError("--chunk sets groups per batched call: it needs --group-by")
+    if args.subset is not None and args.dataset is None:
+        raise ValueError("--subset selects rows of a bundled --dataset; with --data, filter the file")
+    if args.num_processes is not None and args.num_processes < 1:
+        raise ValueError(f"--num-processes must be at least 1, got {args.num_processes}")
+    procs, pid = args.num_processes, args.process_id
+    if pid is not None and procs is not None and not 0 <= pid < procs:
+        raise ValueError(f"--process-id must be in 0..{procs - 1}, got {pid}")
+    if args.coordinator is not None:
+        host, _, port = args.coordinator.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"--coordinator must be HOST:PORT, got {args.coordinator!r}")
+    law_file = args.law.rpartition(":")[0] if args.law and ":" in args.law else ""
+    _check_output(args.output, "--output", *(f for f in (args.data, law_file) if f))
 
 
-def _check_output(path, flag: str) -> None:
-    """An output path that can be written: not a directory, in a directory that exists."""
-    if not path:
+def _same_file(a: str, b: str) -> bool:
+    """Whether paths ``a`` and ``b`` name one existing file."""
+    try:
+        return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _check_output(path, flag: str, *inputs: str) -> None:
+    """An output path that can be written: not empty, not a directory, in a directory that
+    exists, and none of ``inputs`` (which it would overwrite)."""
+    if path is None:
         return
+    if not path.strip():
+        raise ValueError(f"{flag} is empty: give a file name")
+    for given in inputs:
+        if _same_file(given, path):
+            raise ValueError(f"{flag} {path} is a file this command reads: writing it would destroy it")
     if os.path.isdir(path):
         raise ValueError(f"{flag} {path} is a directory: give a file name")
     parent = os.path.dirname(os.path.abspath(path))
@@ -208,7 +242,7 @@ def _fit(args) -> int:
     # what fit, bootstrap and batch jobs share
     common = dict(
         columns=_parse_columns(args.columns),
-        target=_column_spec(args.target) if args.target else None,
+        target=_column_spec(args.target, "--target") if args.target is not None else None,
         output_weights=_floats(args.output_weights, "--output-weights") if args.output_weights else None,
         objective=args.objective,
         delta=args.delta,
@@ -226,7 +260,7 @@ def _fit(args) -> int:
     print(res.summary())
     for w in caught:
         _warn(str(w.message))
-    if res.status != "converged":
+    if res.status != "converged" and not any("did not converge" in str(w.message) for w in caught):
         _warn(
             f"the best start did not converge (status {res.status}): the parameters are not a "
             "minimum; try more --starts, or check the law and the data"
@@ -283,7 +317,7 @@ def _fit_groups(args, table, law, common) -> int:
         args.output,
         starts=_starts(args.starts),
         seed=args.seed,
-        chunk=args.chunk,
+        chunk=64 if args.chunk is None else args.chunk,
         **common,
     )
     import jax
@@ -304,20 +338,27 @@ def _plot(args) -> int:
     from jaxlaws.plot import plot_fit
 
     saved = load_fit(args.fit)
+    out = (
+        _png(args.output, "--output", args.fit)
+        if args.output is not None
+        else os.path.splitext(args.fit)[0] + ".png"
+    )
     table = saved.data()
     columns = {k: v for k, v in saved.record.get("columns", {}).items() if k != "target"}
     fig = plot_fit(
         saved.law, saved.params, table, columns=columns, target=saved.record["columns"].get("target")
     )
-    out = _png(args.output, "--output") if args.output else os.path.splitext(args.fit)[0] + ".png"
     fig.savefig(out, dpi=120)
     print(f"wrote {out}")
     return 0
 
 
 def _floats(text: str, flag: str) -> list[float]:
+    items = [v.strip() for v in text.split(",")]
+    if any(not v for v in items):
+        raise ValueError(f"{flag} has an empty item: {text!r}")
     try:
-        return [float(v) for v in text.split(",") if v.strip()]
+        return [float(v) for v in items]
     except ValueError:
         raise ValueError(f"{flag} expects comma-separated numbers, got {text!r}") from None
 
@@ -360,7 +401,7 @@ def _allocate(args) -> int:
         raise ValueError(f"--unique has {len(U)} values: give one, or one per budget ({len(C)})")
     if U is not None and len(U) == 1:
         U = U[0]
-    _check_output(args.output, "--output")
+    _check_output(args.output, "--output", args.fit)
     _write_table(allocate(saved.params, C, U).frame(), args.output)
     return 0
 
@@ -381,11 +422,13 @@ def _mix(args) -> int:
     bad = ~(np.isfinite(sizes) & (sizes > 0))
     if bad.any():
         raise ValueError(f"--sizes must be finite and positive, got {sizes[bad][0]:g}")
-    names = [v.strip() for v in args.names.split(",")] if args.names else None
+    names = [v.strip() for v in args.names.split(",")] if args.names is not None else None
     if names is not None and len(names) != pools:
         raise ValueError(f"--names has {len(names)} names; the fit has {pools} pools")
-    _check_output(args.output, "--output")
-    plot = _png(args.plot, "--plot") if args.plot else None
+    if names is not None and (any(not n for n in names) or len(set(names)) != len(names)):
+        raise ValueError(f"--names must be {pools} distinct, non-empty names, got {args.names!r}")
+    _check_output(args.output, "--output", args.fit)
+    plot = _png(args.plot, "--plot", args.fit) if args.plot is not None else None
     dec = optimize_mixture(saved.params, sizes, _budgets(args.budgets, "--budgets"), devices=args.devices)
     _write_table(dec.frame(names), args.output)
     if plot:
@@ -396,11 +439,11 @@ def _mix(args) -> int:
     return 0
 
 
-def _png(path: str, flag: str) -> str:
+def _png(path: str, flag: str, *inputs: str) -> str:
     """Where a plot goes: ``path``, with ``.png`` added when it has no extension."""
     if not os.path.splitext(path)[1]:
         path += ".png"
-    _check_output(path, flag)
+    _check_output(path, flag, *inputs)
     return path
 
 
@@ -419,7 +462,10 @@ class _Parser(argparse.ArgumentParser):
     instead of a usage block; ``--help`` prints the usage."""
 
     def error(self, message):
-        raise ValueError(f"{self.prog}: {message} (see {self.prog} --help)")
+        if "expected one argument" in message:
+            message += " (a value that starts with '-' needs '=', as in --compute=-1e22)"
+        where = "" if self.prog == "jaxlaws" else f"{self.prog}: "
+        raise ValueError(f"{where}{message} (see {self.prog} --help)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -465,7 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--bootstrap", type=int, help="number of bootstrap resamples (at least 2; default none)")
     f.add_argument("--output", help="write the fit as JSON here (JSON lines with --group-by)")
     f.add_argument("--group-by", help="fit every group of these comma-separated columns, resumably")
-    f.add_argument("--chunk", type=int, default=64, help="groups per batched call with --group-by")
+    f.add_argument("--chunk", type=int, help="groups per batched call with --group-by (default 64)")
     f.add_argument("--devices", type=int, help="local devices to shard the batch across (default: all)")
     f.add_argument(
         "--distributed", action="store_true", help="join a multi-host job, detected (SLURM, MPI, TPU)"

@@ -56,13 +56,23 @@ def default_cache_dir() -> pathlib.Path | None:
 def enable_compilation_cache(path: str | os.PathLike | None = None) -> pathlib.Path | None:
     """Store compiled solvers in ``path`` (default: :func:`default_cache_dir`) and reuse
     them in later processes. Returns the directory, or ``None`` where the cache is off or
-    the directory cannot be created (then fits compile as usual)."""
+    the directory cannot be written (with a warning; then fits compile as usual)."""
     directory = pathlib.Path(path).expanduser() if path is not None else default_cache_dir()
     if directory is None:
         return None
     try:
         directory.mkdir(parents=True, exist_ok=True)
-    except OSError:
+        probe = directory / ".jaxlaws-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        import warnings
+
+        warnings.warn(
+            f"the compilation cache is off: {directory} cannot be used ({err.strerror or err})",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         return None
     jax.config.update("jax_compilation_cache_dir", str(directory))
     # every solver program is worth keeping: the default keeps only those compiled in > 1 s

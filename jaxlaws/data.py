@@ -59,7 +59,9 @@ def _column_error(name: str, role: str, available) -> ValueError:
 
 def _as_float(values, column: str, index) -> np.ndarray:
     arr = np.asarray(values)
-    if arr.dtype.kind in "biuf":
+    if arr.dtype.kind == "b":
+        raise ValueError(f"column {column!r} holds true/false values, not numbers")
+    if arr.dtype.kind in "iuf":
         return arr.astype(np.float64)
     flat = arr.reshape(arr.shape[0], -1) if arr.ndim > 1 else arr[:, None]
     out = np.empty(flat.shape, dtype=np.float64)
@@ -125,6 +127,10 @@ def prepare(
             infinite value, a value outside its input's domain, or an empty table; the
             message names the column, the row and the value.
     """
+    if columns is not None and not isinstance(columns, Mapping):
+        raise ValueError(
+            f"columns must map law inputs to table columns, such as {{'N': 'params'}}, got {columns!r}"
+        )
     columns = dict(columns or {})
     default_target = law.target if isinstance(law.target, str) else list(law.target)
     allowed = set(law.inputs) | {"target"} | ({law.target} if isinstance(law.target, str) else set())

@@ -24,6 +24,8 @@ from jaxlaws.fit import FitResult
 from jaxlaws.laws import (
     ChinchillaParams,
     DataConstrainedParams,
+    FilteringMixtureFreeParams,
+    FilteringMixtureParams,
     chinchilla,
     chinchilla_optimal,
     data_constrained,
@@ -189,7 +191,12 @@ def allocate(params, C, U=None) -> Allocation:
     if U is not None and isinstance(params, ChinchillaParams):
         raise ValueError("a unique-token budget U needs the data_constrained law's parameters")
     if U is not None:
-        U = jnp.broadcast_to(_budgets(U, "unique-token budget U"), C.shape)
+        U = _budgets(U, "unique-token budget U")
+        if U.shape[0] not in (1, C.shape[0]):
+            raise ValueError(
+                f"U has {U.shape[0]} values for {C.shape[0]} budgets: give one, or one per budget"
+            )
+        U = jnp.broadcast_to(U, C.shape)
     params = type(params)(*(jnp.asarray(v, jnp.float64) for v in params))
     _check_allocation_params(params)
     if params.alpha.ndim == 1:  # a stack of parameter sets: one allocation each
@@ -210,6 +217,10 @@ def allocate(params, C, U=None) -> Allocation:
 def _budgets(values, what: str) -> jnp.ndarray:
     """Budgets as a float64 array, each finite and positive (else one line naming it)."""
     arr = np.atleast_1d(np.asarray(values, np.float64))
+    if arr.size == 0:
+        raise ValueError(f"no {what} given")
+    if arr.ndim != 1:
+        raise ValueError(f"the {what}s must be a number or a 1-D array, got shape {arr.shape}")
     bad = ~(np.isfinite(arr) & (arr > 0))
     if bad.any():
         raise ValueError(f"every {what} must be finite and positive, got {float(arr[bad][0]):g}")
@@ -439,6 +450,10 @@ def _optimize(params, sizes, n, starts, *, form, max_passes, max_steps):
 def _check_mixture(params, sizes, n, weights=None):
     """One-line errors for a mixture decision's inputs: finite positive pool sizes and
     budgets, one ``b`` and ``tau`` per pool (``tau > 0``), weights on the simplex."""
+    if not isinstance(params, FilteringMixtureParams | FilteringMixtureFreeParams):
+        raise ValueError(
+            f"a mixture decision needs filtering_mixture parameters, got {type(params).__name__}"
+        )
     sizes = np.asarray(sizes, np.float64)
     if sizes.ndim != 1 or sizes.size == 0:
         raise ValueError(f"sizes must be one unique-sample count per pool, got shape {sizes.shape}")
@@ -467,6 +482,12 @@ def _check_mixture(params, sizes, n, weights=None):
     tau = np.ravel(np.asarray(params.tau, np.float64))
     if np.any(tau <= 0):
         raise ValueError(f"every tau (half-life in passes) must be positive, got {float(tau[tau <= 0][0]):g}")
+    for name, sign in (("b", -1.0), ("a", 1.0), ("n0", 1.0), ("d", 1.0)):
+        if name in params._fields:
+            v = np.ravel(np.asarray(getattr(params, name), np.float64))
+            if np.any(sign * v <= 0):
+                what = "negative (error falls with data)" if sign < 0 else "positive"
+                raise ValueError(f"every {name} must be {what}, got {float(v[sign * v <= 0][0]):g}")
     if weights is not None:
         w = np.asarray(weights, np.float64)
         if w.shape != (P,):
@@ -518,6 +539,15 @@ def optimize_mixture(
         Goyal et al. 2024, Sections 4-5 (top-k pools); ``LAWS.md`` section 3.
     """
     sizes, n = _check_mixture(params, sizes, n)
+    for name, value, least in (
+        ("n_random", n_random, 0),
+        ("max_steps", max_steps, 1),
+        ("max_passes", max_passes, 2),
+    ):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least
+        ):
+            raise ValueError(f"{name} must be a whole number >= {least}, got {value!r}")
     P = sizes.shape[-1]
     if max_passes is None:
         max_passes = max_passes_for(np.max(np.asarray(n)) / np.min(np.asarray(sizes)) + 1)

@@ -115,7 +115,13 @@ def extrapolate(
             raise ValueError(f"missing column {by!r} to order runs by; the table has {list(data.columns)}")
         scale = data[by].to_numpy(dtype=float)
     n = len(scale)
-    k = int(round(holdout * n)) if isinstance(holdout, float) and 0 < holdout < 1 else int(holdout)
+    if isinstance(holdout, bool) or not isinstance(holdout, int | float | np.integer | np.floating):
+        raise ValueError(f"holdout must be a fraction in (0, 1) or a whole number of rows, got {holdout!r}")
+    if isinstance(holdout, float | np.floating) and not 0 < holdout < 1:
+        raise ValueError(
+            f"holdout as a fraction must lie in (0, 1), got {holdout!r} (an int gives a number of rows)"
+        )
+    k = int(round(holdout * n)) if 0 < holdout < 1 else int(holdout)
     if not 1 <= k < n:
         raise ValueError(f"holdout must leave at least one row on each side; got {holdout!r} of {n} rows")
     threshold = float(np.sort(scale)[n - k])

@@ -86,7 +86,8 @@ class SavedFit:
         else:
             raise ValueError("the saved fit does not say where its data came from")
         if r.get("data_sha256") and table_hash(table) != r["data_sha256"]:
-            raise ValueError("the data no longer matches the saved fit (its SHA-256 differs)")
+            where = r.get("data_path") or f"dataset {r.get('dataset')}"
+            raise ValueError(f"{where} no longer matches the saved fit (its SHA-256 differs)")
         return table
 
 
@@ -96,8 +97,16 @@ def load_fit(path: str | os.PathLike) -> SavedFit:
         raise ValueError(f"{os.fspath(path)} is a directory, not a saved fit")
     try:
         with open(path) as fh:
-            record = json.load(fh)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            text = fh.read()
+        record = json.loads(text)
+    except UnicodeDecodeError:
+        raise ValueError(f"{os.fspath(path)} is not a saved fit: it is not text") from None
+    except json.JSONDecodeError as err:
+        lines = [line for line in text.splitlines() if line.strip()]
+        if err.msg == "Extra data" and len(lines) > 1:
+            raise ValueError(
+                f"{os.fspath(path)} holds {len(lines)} JSON records (batch results?), not one saved fit"
+            ) from None
         raise ValueError(
             f"{os.fspath(path)} is not a readable saved fit ({err}): was it cut short?"
         ) from None
@@ -106,5 +115,9 @@ def load_fit(path: str | os.PathLike) -> SavedFit:
     for key in ("law", "params"):
         if key not in record:
             raise ValueError(f"{os.fspath(path)} is not a saved fit: it has no {key!r}")
-    law = get(record.get("law_source") or record["law"]).with_options(**record.get("law_options", {}))
-    return SavedFit(law=law, params=law.make_params(record["params"]), record=record)
+    try:
+        law = get(record.get("law_source") or record["law"]).with_options(**record.get("law_options", {}))
+        params = law.make_params(record["params"])
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{os.fspath(path)}: {str(err).splitlines()[0]}") from None
+    return SavedFit(law=law, params=params, record=record)

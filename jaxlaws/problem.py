@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import os
 from collections.abc import Mapping
 from functools import partial
 
@@ -368,6 +369,17 @@ def plan_for(
     The number of solver slots grows with the work available and shrinks with the size of
     one evaluation, so a batch keeps its slots busy without holding more than it uses.
     """
+    for name, value, least in (("max_steps", max_steps, 1), ("screen_steps", screen_steps, 0)):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least
+        ):
+            raise ValueError(f"{name} must be a whole number >= {least}, got {value!r}")
+    if (
+        polish is not None
+        and polish != "adaptive"
+        and (isinstance(polish, bool) or not isinstance(polish, int | np.integer) or polish < 1)
+    ):
+        raise ValueError(f"polish must be 'adaptive', None or a whole number >= 1, got {polish!r}")
     S = int(n_starts)
     if screen_steps is None:
         screen_steps = auto_screen_steps(S)
@@ -436,6 +448,23 @@ def check_traceable(law: Law, params, inputs) -> jax.ShapeDtypeStruct:
             f"law {law.name!r} cannot be traced by JAX ({type(err).__name__}: {first[:120]}): write it "
             "with jax.numpy (jnp.exp, jnp.where) instead of numpy, math or Python if/float on parameters"
         ) from None
+    except (AttributeError, NameError, TypeError, IndexError, KeyError, ValueError, ZeroDivisionError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        where = _law_line(err)
+        shapes = ", ".join(f"{n} {tuple(a.shape)}" for n, a in zip(law.inputs, inputs))
+        raise ValueError(
+            f"law {law.name!r} fails on its inputs ({shapes}){where}: {type(err).__name__}: {first[:160]}"
+        ) from None
+
+
+def _law_line(err) -> str:
+    """`` (FILE:LINE)`` of the innermost frame outside JAX and jaxlaws, where the user's law
+    raised ``err``."""
+    import traceback
+
+    frames = [f for f in traceback.extract_tb(err.__traceback__) if "/jax/" not in f.filename]
+    frames = [f for f in frames if "/jaxlaws/" not in f.filename.replace("\\", "/")]
+    return f" ({os.path.basename(frames[-1].filename)}, line {frames[-1].lineno})" if frames else ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -613,7 +642,9 @@ def setup(
     else:
         frozen_names = tuple(frozen)
         if init is None:
-            raise ValueError("frozen given as names needs init= for their values")
+            raise ValueError(
+                "frozen given as names needs init= for their values (--init on the command line)"
+            )
         frozen_map = {n: getattr(init, n) for n in frozen_names if n in law.param_names}
     unknown = sorted(set(frozen_names) - set(law.param_names))
     if unknown:
@@ -630,6 +661,14 @@ def setup(
                 f"init has shapes {got}; the parameters of {law.name!r} here have shapes "
                 f"{dict(zip(law.param_names, shapes))}"
             ) from None
+    if frozen_names and set(frozen_names) >= set(law.param_names) and not obj.extra:
+        raise ValueError(f"every parameter of {law.name!r} is frozen: there is nothing to fit")
+    if init is not None:
+        for name, value, c in zip(law.param_names, init, law.constraints):
+            if name not in frozen_names and not c.contains(value):
+                raise ValueError(
+                    f"init {name} = {np.asarray(value).tolist()!r} is outside its constraint ({c!r})"
+                )
     layout = Layout(
         names=law.param_names,
         shapes=tuple(shapes),

@@ -85,7 +85,7 @@ def make_starts(law: Law, layout: Layout, starts, *, seed: int = 0, init=None) -
         starts = "grid" if law.start_grid is not None else DEFAULT_RANDOM_STARTS
     if isinstance(starts, str) and starts == "init":
         if init is None:
-            raise ValueError("starts='init' needs init=")
+            raise ValueError("starts='init' needs init= (--init on the command line)")
         return layout.pack(init)[None, :]
     if isinstance(starts, np.ndarray | jnp.ndarray) and np.ndim(starts) == 2:
         arr = np.asarray(starts, np.float64)

@@ -17,7 +17,7 @@ import pandas as pd
 
 from jaxlaws import solvers
 from jaxlaws.fit import FitResult, fit, make_starts, setup
-from jaxlaws.laws import Law
+from jaxlaws.laws import Law, get
 
 __all__ = ["bootstrap", "BootstrapResult", "resample_weights"]
 
@@ -177,6 +177,17 @@ class Derived:
         return f"Derived(point={self.point}, stderr={self.stderr}, {self.level:.0%} interval=({lo}, {hi}))"
 
 
+def _as_key(key):
+    """A ``jax.random`` key from a key or a whole-number seed."""
+    if isinstance(key, int | np.integer) and not isinstance(key, bool):
+        if key < 0:
+            raise ValueError(f"the bootstrap seed must be >= 0, got {key}")
+        return jax.random.key(int(key))
+    if isinstance(key, jax.Array) and (jnp.issubdtype(key.dtype, jax.dtypes.prng_key) or key.shape == (2,)):
+        return key
+    raise ValueError(f"key must be a jax.random key (jax.random.key(0)) or a whole-number seed, got {key!r}")
+
+
 def bootstrap(
     key,
     law: str | Law,
@@ -203,7 +214,8 @@ def bootstrap(
     """Bootstrap a fit: resample the rows with replacement and refit, all in one batch.
 
     Args:
-        key: a ``jax.random`` key (the resamples are a function of it).
+        key: a ``jax.random`` key, or a whole-number seed (the resamples are a function of
+            it).
         law, data, columns, target, objective, delta, init, frozen, output_weights: as
             for :func:`jaxlaws.fit`.
         n_resamples: number of resamples ``R`` (at least 2).
@@ -234,6 +246,9 @@ def bootstrap(
     """
     if isinstance(n_resamples, bool) or not isinstance(n_resamples, int | np.integer) or n_resamples < 2:
         raise ValueError(f"n_resamples must be a whole number of at least 2, got {n_resamples!r}")
+    key = _as_key(key)
+    if point is not None and point.law.name != get(law).name:
+        raise ValueError(f"point is a fit of {point.law.name!r}, not of {get(law).name!r}")
     common = dict(
         columns=columns,
         target=target,

@@ -5,6 +5,7 @@ Each case would otherwise have given a traceback, a hang, an unclear line or a w
 with exit status 0 (the defects of issue 12)."""
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -69,6 +70,23 @@ def files(tmp_path):
     ragged["params"]["tau"] = ragged["params"]["tau"][:3]
     f["ragged"] = str(tmp_path / "ragged.json")
     (tmp_path / "ragged.json").write_text(json.dumps(ragged))
+    nanfit = json.loads(json.dumps(chin))
+    nanfit["params"]["E"] = float("nan")
+    f["nanfit"] = str(tmp_path / "nanfit.json")
+    (tmp_path / "nanfit.json").write_text(json.dumps(nanfit))
+    f["jsonlines"] = str(tmp_path / "results.jsonl")
+    (tmp_path / "results.jsonl").write_text(json.dumps(chin) + "\n" + json.dumps(chin) + "\n")
+    f["pretty"] = str(tmp_path / "pretty.json")
+    (tmp_path / "pretty.json").write_text(json.dumps(chin, indent=2))
+    f["flags"] = str(tmp_path / "flags.csv")
+    GOOD.assign(N=GOOD.N > 1e8).to_csv(f["flags"], index=False)
+    f["law"] = str(tmp_path / "mylaw.py")
+    (tmp_path / "mylaw.py").write_text(
+        "import jaxlaws, jax.numpy as jnp\nfrom typing import NamedTuple\n"
+        "class P(NamedTuple):\n    E: float\n    A: float\n"
+        "BROKEN = jaxlaws.Law(name='broken', fn=lambda p, N: p.E + p.Z / N, params=P, inputs=('N',),"
+        " target='loss', constraints=P(E=jaxlaws.constraints.positive, A=jaxlaws.constraints.positive))\n"
+    )
     negtau = json.loads(json.dumps(mix))
     negtau["params"]["tau"][1] = -2.0
     f["negtau"] = str(tmp_path / "negtau.json")
@@ -166,6 +184,79 @@ CLI_CASES = [
     ("mix ragged tau", ["mix", "{ragged}"] + MIX[2:], "tau has 3 pools' values"),
     ("mix negative tau", ["mix", "{negtau}"] + MIX[2:], "tau (half-life in passes) must be positive"),
     ("mix output is a directory", MIX + ["--output", "{dir}"], "is a directory"),
+    ("output is the data file", FIT[:-1] + ["{runs}"], "is a file this command reads"),
+    ("allocate output is the fit", ["allocate", "{fit}", "--compute", "1e21", "--output", "{fit}"], "reads"),
+    ("plot output is the fit", ["plot", "{fit}", "--output", "{fit}"], "is a file this command reads"),
+    ("batch output is a saved fit", GROUPS[:-1] + ["{pretty}"], "is not the output of a batch job"),
+    ("mix names repeated", MIX + ["--names", "a,a,b,c"], "distinct, non-empty names"),
+    ("mix names empty", MIX + ["--names", "a,,b,c"], "distinct, non-empty names"),
+    ("columns key twice", FIT + ["--columns", "N=N,N=D"], "--columns names 'N' twice"),
+    ("columns empty name", FIT + ["--columns", "N="], "--columns N=: empty column name"),
+    ("group-by empty", GROUPS[:6] + [""] + GROUPS[7:], "--group-by: empty column name"),
+    ("target empty", FIT + ["--target", ""], "--target: empty column name"),
+    ("output empty", FIT[:-1] + [""], "--output is empty"),
+    ("subset with data", FIT + ["--subset", "standard"], "--subset selects rows of a bundled --dataset"),
+    ("chunk without group-by", FIT + ["--chunk", "8"], "--chunk sets groups per batched call"),
+    ("compute empty item", ["allocate", "{fit}", "--compute", "1e20,,1e21"], "--compute has an empty item"),
+    ("compute negative", ["allocate", "{fit}", "--compute", "-1e22"], "needs '=', as in --compute=-1e22"),
+    (
+        "init a boolean",
+        FIT + ["--starts", "init", "--init", '{"E": true, "A": 1, "B": 1, "alpha": 0.3, "beta": 0.3}'],
+        "must be a number",
+    ),
+    (
+        "init text",
+        FIT + ["--starts", "init", "--init", '{"E": "abc", "A": 1, "B": 1, "alpha": 0.3, "beta": 0.3}'],
+        "parameter E",
+    ),
+    (
+        "init outside its constraint",
+        FIT + ["--starts", "init", "--init", '{"E": -1, "A": 1, "B": 1, "alpha": 0.3, "beta": 0.3}'],
+        "init E = -1.0 is outside its constraint",
+    ),
+    (
+        "init NaN",
+        FIT + ["--starts", "init", "--init", '{"E": NaN, "A": 1, "B": 1, "alpha": 0.3, "beta": 0.3}'],
+        "parameter E of law 'chinchilla' is not finite",
+    ),
+    (
+        "every parameter frozen",
+        FIT
+        + ["--init", '{"E": 1, "A": 1, "B": 1, "alpha": 0.3, "beta": 0.3}', "--frozen", "E,A,B,alpha,beta"],
+        "every parameter of 'chinchilla' is frozen",
+    ),
+    ("starts init without init", FIT + ["--starts", "init"], "--init on the command line"),
+    (
+        "a boolean column",
+        ["fit", "--data", "{flags}", "--law", "chinchilla"],
+        "column 'N' holds true/false values",
+    ),
+    (
+        "a law that fails",
+        ["fit", "--data", "{runs}", "--law", "{law}:BROKEN", "--target", "loss", "--starts", "4"],
+        "law 'broken' fails on its inputs (N (16,)) (mylaw.py, line ",
+    ),
+    (
+        "coordinator without port",
+        GROUPS + ["--coordinator", "host", "--num-processes", "2", "--process-id", "0"],
+        "--coordinator must be HOST:PORT",
+    ),
+    (
+        "no processes",
+        GROUPS + ["--coordinator", "h:1", "--num-processes", "0", "--process-id", "0"],
+        "--num-processes must be at least 1",
+    ),
+    (
+        "process id too large",
+        GROUPS + ["--coordinator", "h:1", "--num-processes", "2", "--process-id", "2"],
+        "--process-id must be in 0..1",
+    ),
+    ("plot JSON lines", ["plot", "{jsonlines}"], "holds 2 JSON records"),
+    (
+        "saved fit with NaN",
+        ["allocate", "{nanfit}", "--compute", "1e21"],
+        "nanfit.json: parameter E of law 'chinchilla' is not finite",
+    ),
 ]
 
 
@@ -183,6 +274,14 @@ def test_a_bad_command_line_is_one_line_and_writes_nothing(argv, message, files,
 
 
 FIG4 = jaxlaws.laws.GOYAL_FIG4
+
+
+def _chinchilla_fit():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", jaxlaws.ConvergenceWarning)
+        return jaxlaws.fit("chinchilla", GOOD, starts=4)
+
+
 SIZES = np.full(4, 1e7)
 CHIN = jaxlaws.laws.ChinchillaParams(E=1.8, A=480.0, B=2100.0, alpha=0.35, beta=0.37)
 decide = jaxlaws.decide
@@ -227,6 +326,73 @@ API_CASES = [
     ),
     ("load truncated fit", lambda f: jaxlaws.io.load_fit(f["truncated"]), "was it cut short"),
     (
+        "fit columns not a mapping",
+        lambda f: jaxlaws.fit("chinchilla", GOOD, columns="N=N"),
+        "columns must map",
+    ),
+    ("fit max_steps zero", lambda f: jaxlaws.fit("chinchilla", GOOD, max_steps=0), "max_steps must be"),
+    ("fit polish zero", lambda f: jaxlaws.fit("chinchilla", GOOD, polish=0), "polish must be"),
+    (
+        "bootstrap key None",
+        lambda f: jaxlaws.bootstrap(None, "chinchilla", GOOD, 10),
+        "key must be a jax.random key",
+    ),
+    (
+        "bootstrap point of another law",
+        lambda f: jaxlaws.bootstrap(0, "data_constrained", GOOD, 10, point=_chinchilla_fit()),
+        "point is a fit of 'chinchilla'",
+    ),
+    ("mixture of chinchilla", lambda f: decide.optimize_mixture(CHIN, SIZES, 1e9), "needs filtering_mixture"),
+    (
+        "mixture b positive",
+        lambda f: decide.optimize_mixture(FIG4._replace(b=-FIG4.b), SIZES, 1e9),
+        "every b must be negative",
+    ),
+    (
+        "mixture n_random negative",
+        lambda f: decide.optimize_mixture(FIG4, SIZES, 1e9, n_random=-1),
+        "n_random",
+    ),
+    ("mixture max_steps zero", lambda f: decide.optimize_mixture(FIG4, SIZES, 1e9, max_steps=0), "max_steps"),
+    (
+        "mixture max_passes zero",
+        lambda f: decide.optimize_mixture(FIG4, SIZES, 1e9, max_passes=0),
+        "max_passes",
+    ),
+    ("allocate no budgets", lambda f: decide.allocate(CHIN, []), "no compute budget C given"),
+    (
+        "allocate U of another length",
+        lambda f: decide.allocate(jaxlaws.laws.MUENNIGHOFF_C4, [1e21, 1e22, 1e23], U=[1e9, 2e9]),
+        "U has 2 values for 3 budgets",
+    ),
+    (
+        "extrapolate holdout nan",
+        lambda f: jaxlaws.extrapolate("chinchilla", GOOD, holdout=float("nan")),
+        "holdout",
+    ),
+    ("extrapolate holdout text", lambda f: jaxlaws.extrapolate("chinchilla", GOOD, holdout="x"), "holdout"),
+    ("extrapolate holdout 1.5", lambda f: jaxlaws.extrapolate("chinchilla", GOOD, holdout=1.5), "holdout"),
+    (
+        "batch data a list",
+        lambda f: jaxlaws.batch.fit_groups("chinchilla", [1, 2], "g", f["jsonl"]),
+        "DataFrame",
+    ),
+    (
+        "batch by empty",
+        lambda f: jaxlaws.batch.fit_groups("chinchilla", GOOD, [], f["jsonl"]),
+        "by must name",
+    ),
+    (
+        "batch chunk zero",
+        lambda f: jaxlaws.batch.fit_groups("chinchilla", GOOD, "g", f["jsonl"], chunk=0),
+        "chunk",
+    ),
+    (
+        "batch output in no directory",
+        lambda f: jaxlaws.batch.fit_groups("chinchilla", GOOD, "g", f["dir"] + "/no/x.jsonl"),
+        "does not exist",
+    ),
+    (
         "batch output a directory",
         lambda f: jaxlaws.batch.fit_groups("chinchilla", GOOD, "g", f["dir"], progress=False),
         "is a directory",
@@ -266,5 +432,6 @@ def test_a_fit_that_does_not_converge_says_so_and_exits_3(tmp_path, capsys):
     code = main(argv + ["--starts", "init", "--init", init, "--objective", "sse_log"] + ["--max-steps", "2"])
     captured = capsys.readouterr()
     assert code == 3, captured.err
-    assert "jaxlaws: warning: the best start did not converge (status max_steps)" in captured.err
+    assert "jaxlaws: warning: the best start stopped with status 'max_steps'" in captured.err
+    assert captured.err.count("did not converge") == 1  # said once
     assert json.loads(out.read_text())["status"] == "max_steps"

@@ -145,3 +145,9 @@ def test_a_groups_result_does_not_depend_on_its_chunk(tmp_path):
 def test_read_results_skips_what_it_cannot_read(fitted):
     fitted.write_text(fitted.read_text() + '{"group": 9, "val')
     assert list(read_results(fitted).group) == [0, 1, 2, 3]
+
+
+def test_another_group_column_is_other_options(fitted):
+    """The same labels in another column are another grouping: refused, not taken as done."""
+    with pytest.raises(ValueError, match=r"was fitted with by=\['g'\], this job has by=\['g2'\]"):
+        fit_groups("chinchilla", TABLE.assign(g2=TABLE.g), "g2", fitted, starts=8, chunk=4, progress=False)

@@ -311,3 +311,11 @@ def test_the_compilation_cache_is_kept_where_asked_and_off_when_asked(tmp_path):
         subprocess.run(cmd_off + ["--seed", "1"], capture_output=True, env=moved, timeout=300).returncode == 0
     )
     assert any(off.iterdir())  # the variable moves it
+
+
+def test_an_unusable_cache_directory_is_a_warning_line(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert main(["--cache-dir", str(blocker / "xla"), "datasets"]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("jaxlaws: warning: the compilation cache is off:") and err.count("\n") == 1

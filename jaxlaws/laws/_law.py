@@ -7,7 +7,9 @@ import difflib
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxlaws import domains as _domains
 
@@ -135,7 +137,18 @@ class Law:
                 + ("; " if unknown and missing else "")
                 + (f"missing {missing}" if missing else "")
             )
-        return self.params(**{k: jnp.asarray(v, dtype=jnp.float64) for k, v in values.items()})
+        out = {}
+        for k in self.param_names:
+            v = values[k]
+            arr = np.asarray(v) if not isinstance(v, jax.Array) else v
+            if isinstance(v, bool) or arr.dtype.kind not in "iuf":
+                raise ValueError(f"parameter {k} of law {self.name!r} must be a number, got {v!r}")
+            if not bool(np.all(np.isfinite(np.asarray(arr, np.float64)))):
+                raise ValueError(
+                    f"parameter {k} of law {self.name!r} is not finite: {np.asarray(v).tolist()!r}"
+                )
+            out[k] = jnp.asarray(arr, dtype=jnp.float64)
+        return self.params(**out)
 
     def __repr__(self) -> str:
         opts = "".join(f", {k}={v!r}" for k, v in self.options)
