@@ -45,7 +45,7 @@ def test_datasets_lists_the_bundled_tables(capsys):
                 "--output",
                 "o",
                 "--coordinator",
-                "h",
+                "h:1",
             ],
             "give all of --coordinator HOST:PORT, --num-processes P and --process-id I",
         ),
