@@ -348,7 +348,12 @@ def fit_groups(
         try:
             prepared[_key(g)] = prepare(law, df, columns=columns, target=target, positive_target=positive)
         except ValueError as err:
-            raise ValueError(f"group {g!r}: {err}") from None
+            raise ValueError(f"group {_plain(g)!r}: {err}") from None
+        y = prepared[_key(g)].y.ravel()
+        if y.size > 1 and np.all(y == y[0]):
+            raise ValueError(
+                f"group {_plain(g)!r}: the target is constant (every row {y[0]:g}): nothing to fit"
+            )
     n_max = max(len(df) for _, df in groups)
     template = setup(law, data, **common)  # options such as max_passes fit every group
     k_out = template.data.n_outputs

@@ -383,6 +383,13 @@ API_CASES = [
         "by must name",
     ),
     (
+        "batch group constant",
+        lambda f: jaxlaws.batch.fit_groups(
+            "chinchilla", GOOD.assign(loss=np.where(GOOD.g == 1, 2.5, GOOD.loss)), "g", f["jsonl"]
+        ),
+        "group 1: the target is constant",
+    ),
+    (
         "batch chunk zero",
         lambda f: jaxlaws.batch.fit_groups("chinchilla", GOOD, "g", f["jsonl"], chunk=0),
         "chunk",
