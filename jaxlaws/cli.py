@@ -568,7 +568,22 @@ def _cache(args) -> None:
         enable_compilation_cache(args.cache_dir)
 
 
+#: Exit status of an interrupted command (128 + SIGINT), as shells report it.
+INTERRUPTED = 130
+
+
 def main(argv=None) -> int:
+    try:
+        return _main_with_warnings(argv)
+    except KeyboardInterrupt:
+        print(
+            "jaxlaws: interrupted (a batch job keeps every group it had finished: run it again to go on)",
+            file=sys.stderr,
+        )
+        return INTERRUPTED
+
+
+def _main_with_warnings(argv) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("default")  # each warning once, as one line on stderr
         warnings.simplefilter("ignore", DeprecationWarning)  # libraries' notes to developers

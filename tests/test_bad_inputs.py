@@ -442,3 +442,27 @@ def test_a_fit_that_does_not_converge_says_so_and_exits_3(tmp_path, capsys):
     assert "jaxlaws: warning: the best start stopped with status 'max_steps'" in captured.err
     assert captured.err.count("did not converge") == 1  # said once
     assert json.loads(out.read_text())["status"] == "max_steps"
+
+
+def test_an_interrupted_command_says_so_in_one_line(monkeypatch, capsys):
+    import jaxlaws.cli as cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_datasets", interrupted)
+    assert main(["datasets"]) == 130
+    err = capsys.readouterr().err
+    assert err.startswith("jaxlaws: interrupted") and err.count("\n") == 1
+
+
+def test_a_law_whose_constraint_is_not_a_constraint_is_one_line():
+    from typing import NamedTuple
+
+    class P(NamedTuple):
+        a: float
+
+    with pytest.raises(ValueError, match="the constraint of 'a' is 'positive', not a constraint"):
+        jaxlaws.Law(
+            name="x", fn=lambda p, N: p.a * N, params=P, inputs=("N",), target="y", constraints=P("positive")
+        )

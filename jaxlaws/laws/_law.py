@@ -91,6 +91,14 @@ class Law:
                 f"law {self.name!r}: constraints has {len(self.constraints)} entries for "
                 f"{len(self.params._fields)} parameters {list(self.params._fields)}"
             )
+        from jaxlaws._constraints import Constraint
+
+        for field, c in zip(self.params._fields, self.constraints):
+            if not isinstance(c, Constraint):
+                raise ValueError(
+                    f"law {self.name!r}: the constraint of {field!r} is {c!r}, not a constraint "
+                    "(use jaxlaws.constraints.positive, .real, .interval(lo, hi), ...)"
+                )
 
     def domain(self, name: str) -> _domains.Domain:
         """The declared domain of input ``name`` (``positive`` unless declared)."""
