@@ -452,7 +452,7 @@ def fit_groups(
             )
         return records
 
-    with _locked(part_file):
+    with _locked(os.path.realpath(part_file)):  # one lock whatever link names the file
         done = _resume(part_file, options, hashes)
         if count > 1:  # what process 0 gathered into the output on an earlier run
             done |= _resume(output, options, hashes, repair=False)
@@ -487,6 +487,6 @@ def _gather(output, part_file, groups, index, options, hashes) -> pd.DataFrame:
     order = [_key(g) for g, _ in groups]
     results = [by_key[k] for k in order if k in by_key]
     if index == 0:
-        with _locked(output):
+        with _locked(os.path.realpath(output)):
             _rewrite(output, results)
     return _frame(results)

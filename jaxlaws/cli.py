@@ -338,10 +338,8 @@ def _plot(args) -> int:
     from jaxlaws.plot import plot_fit
 
     saved = load_fit(args.fit)
-    out = (
-        _png(args.output, "--output", args.fit)
-        if args.output is not None
-        else os.path.splitext(args.fit)[0] + ".png"
+    out = _png(
+        args.output if args.output is not None else os.path.splitext(args.fit)[0], "--output", args.fit
     )
     table = saved.data()
     columns = {k: v for k, v in saved.record.get("columns", {}).items() if k != "target"}
@@ -429,6 +427,8 @@ def _mix(args) -> int:
         raise ValueError(f"--names must be {pools} distinct, non-empty names, got {args.names!r}")
     _check_output(args.output, "--output", args.fit)
     plot = _png(args.plot, "--plot", args.fit) if args.plot is not None else None
+    if plot and args.output and os.path.abspath(plot) == os.path.abspath(args.output):
+        raise ValueError(f"--plot and --output are the same file {plot}: give two names")
     dec = optimize_mixture(saved.params, sizes, _budgets(args.budgets, "--budgets"), devices=args.devices)
     _write_table(dec.frame(names), args.output)
     if plot:
@@ -441,8 +441,10 @@ def _mix(args) -> int:
 
 def _png(path: str, flag: str, *inputs: str) -> str:
     """Where a plot goes: ``path``, with ``.png`` added when it has no extension."""
-    if not os.path.splitext(path)[1]:
-        path += ".png"
+    if not path.strip():
+        raise ValueError(f"{flag} is empty: give a file name")
+    if os.path.splitext(path)[1] in ("", "."):
+        path = path.rstrip(".") + ".png"
     _check_output(path, flag, *inputs)
     return path
 

@@ -335,6 +335,8 @@ def frontier(params, C, U) -> Frontier:
         params = params.params
     if not isinstance(params, DataConstrainedParams):
         raise ValueError("frontier needs the data_constrained law's parameters")
+    if U is None:
+        raise ValueError("frontier needs U, the unique tokens available (without it no data repeats)")
     a = allocate(params, C, U)
     N, D = np.asarray(a.N), np.asarray(a.D)
     U = np.broadcast_to(np.asarray(U, np.float64), N.shape)
@@ -579,6 +581,13 @@ def optimize_mixture(
         n = jnp.broadcast_to(n, err.shape)
     else:
         w, err, topk, steps = w[0], err[0], topk[0], steps[0]
+    bad = ~np.isfinite(np.asarray(err))
+    if bad.any():
+        budget = float(np.broadcast_to(np.asarray(n), bad.shape)[bad][0])
+        raise ValueError(
+            f"the predicted error is not finite at a budget of {budget:g} samples: the budget is "
+            "too far below the pools' sizes for these parameters"
+        )
     return MixtureDecision(n, w, err, topk, jnp.argmin(topk, axis=-1) + 1, steps)
 
 

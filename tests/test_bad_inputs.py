@@ -7,6 +7,7 @@ with exit status 0 (the defects of issue 12)."""
 import json
 import warnings
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from synthetic import chinchilla_groups
@@ -52,6 +53,8 @@ def files(tmp_path):
     chin = {"law": "chinchilla", "params": {"E": 1.8, "A": 480.0, "B": 2100.0, "alpha": 0.35, "beta": 0.37}}
     f["fit"] = str(tmp_path / "fit.json")
     (tmp_path / "fit.json").write_text(json.dumps(chin))
+    f["pngfit"] = str(tmp_path / "fit.png")  # a saved fit with an unlucky name
+    (tmp_path / "fit.png").write_text(json.dumps(chin))
     f["truncated"] = str(tmp_path / "truncated.json")
     (tmp_path / "truncated.json").write_text(json.dumps(chin)[:40])
     f["list"] = str(tmp_path / "list.json")
@@ -187,6 +190,10 @@ CLI_CASES = [
     ("output is the data file", FIT[:-1] + ["{runs}"], "is a file this command reads"),
     ("allocate output is the fit", ["allocate", "{fit}", "--compute", "1e21", "--output", "{fit}"], "reads"),
     ("plot output is the fit", ["plot", "{fit}", "--output", "{fit}"], "is a file this command reads"),
+    ("plot default output is the fit", ["plot", "{pngfit}"], "is a file this command reads"),
+    ("mix plot is the output", MIX + ["--plot", "{dir}/t.png", "--output", "{dir}/t.png"], "the same file"),
+    ("mix plot empty", MIX + ["--plot", ""], "--plot is empty"),
+    ("mix budgets far below the pools", MIX[:-1] + ["1,1e3"], "not finite at a budget of 1 samples"),
     ("batch output is a saved fit", GROUPS[:-1] + ["{pretty}"], "is not the output of a batch job"),
     ("mix names repeated", MIX + ["--names", "a,a,b,c"], "distinct, non-empty names"),
     ("mix names empty", MIX + ["--names", "a,,b,c"], "distinct, non-empty names"),
@@ -325,6 +332,14 @@ API_CASES = [
         "on the simplex",
     ),
     ("load truncated fit", lambda f: jaxlaws.io.load_fit(f["truncated"]), "was it cut short"),
+    ("frontier without U", lambda f: decide.frontier(jaxlaws.laws.MUENNIGHOFF_C4, [1e21], None), "needs U"),
+    (
+        "derived quantity not finite",
+        lambda f: jaxlaws.bootstrap(0, "chinchilla", GOOD, 8, point=_chinchilla_fit()).derived(
+            lambda p: jnp.log(-p.alpha)
+        ),
+        "the derived quantity is not finite",
+    ),
     (
         "fit columns not a mapping",
         lambda f: jaxlaws.fit("chinchilla", GOOD, columns="N=N"),

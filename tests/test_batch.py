@@ -151,3 +151,11 @@ def test_another_group_column_is_other_options(fitted):
     """The same labels in another column are another grouping: refused, not taken as done."""
     with pytest.raises(ValueError, match=r"was fitted with by=\['g'\], this job has by=\['g2'\]"):
         fit_groups("chinchilla", TABLE.assign(g2=TABLE.g), "g2", fitted, starts=8, chunk=4, progress=False)
+
+
+def test_a_link_to_the_output_shares_its_lock(fitted):
+    link = fitted.parent / "link.jsonl"
+    link.symlink_to(fitted)
+    with batch._locked(str(fitted.resolve())):
+        with pytest.raises(ValueError, match="another job is writing"):
+            _fit(TABLE, link)
