@@ -227,13 +227,20 @@ def _budgets(values, what: str) -> jnp.ndarray:
     return jnp.asarray(arr)
 
 
+def _check_finite(params) -> None:
+    """Every field of ``params`` finite (a decision from a NaN parameter is NaN)."""
+    for name in params._fields:
+        v = np.ravel(np.asarray(getattr(params, name), np.float64))
+        if not np.all(np.isfinite(v)):
+            raise ValueError(f"parameter {name} is not finite: {float(v[~np.isfinite(v)][0]):g}")
+
+
 def _check_allocation_params(params) -> None:
     """The law's constants as the allocation needs them: ``A, B, alpha, beta > 0``
     (``E`` and ``R*`` finite); else the optimum is not a minimum (or NaN)."""
+    _check_finite(params)
     for name in params._fields:
         v = np.ravel(np.asarray(getattr(params, name)))
-        if not np.all(np.isfinite(v)):
-            raise ValueError(f"parameter {name} is not finite: {float(v[~np.isfinite(v)][0]):g}")
         if name in ("A", "B", "alpha", "beta", "R_D_star", "R_N_star") and np.any(v <= 0):
             raise ValueError(
                 f"parameter {name} must be positive for a compute-optimal allocation, "
@@ -477,10 +484,7 @@ def _check_mixture(params, sizes, n, weights=None):
                 raise ValueError(
                     f"parameter {name} has {v.shape[-1] if v.ndim else 1} pools' values, sizes has {P} pools"
                 )
-    for name in params._fields:
-        v = np.ravel(np.asarray(getattr(params, name), np.float64))
-        if not np.all(np.isfinite(v)):
-            raise ValueError(f"parameter {name} is not finite: {float(v[~np.isfinite(v)][0]):g}")
+    _check_finite(params)
     tau = np.ravel(np.asarray(params.tau, np.float64))
     if np.any(tau <= 0):
         raise ValueError(f"every tau (half-life in passes) must be positive, got {float(tau[tau <= 0][0]):g}")

@@ -136,6 +136,8 @@ class BootstrapResult:
         ``lambda p: p.beta / (p.alpha + p.beta)``); it is vmapped over the resamples.
         """
         self._enough()
+        if not 0 < level < 1:
+            raise ValueError(f"level must be between 0 and 1, got {level!r}")
         point = np.asarray(fn(self.point.params))
         keep = jax.tree_util.tree_map(lambda v: jnp.asarray(np.asarray(v)[self.ok]), self.samples)
         values = np.asarray(jax.vmap(fn)(keep))
@@ -144,8 +146,6 @@ class BootstrapResult:
                 "the derived quantity is not finite at the point estimate or on "
                 f"{int((~np.isfinite(values)).reshape(len(values), -1).any(axis=1).sum())} resamples"
             )
-        if not 0 < level < 1:
-            raise ValueError(f"level must be between 0 and 1, got {level!r}")
         return Derived(point=point, samples=values, level=level)
 
     def summary(self, level: float = 0.95) -> str:
