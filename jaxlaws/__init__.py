@@ -15,13 +15,14 @@ from jaxlaws.decide import allocate, optimize_mixture  # noqa: E402
 from jaxlaws.extrapolation import extrapolate  # noqa: E402
 from jaxlaws.fit import ConvergenceWarning, FitResult, fit  # noqa: E402
 from jaxlaws.laws import Law  # noqa: E402
+from jaxlaws.propose import MixtureProposal, propose_mixture  # noqa: E402
 from jaxlaws.uncertainty import BootstrapResult, bootstrap  # noqa: E402
 
 __version__ = "0.1.0"
 
 #: Submodules loaded on first use (``jaxlaws.io.load_fit``, ``jaxlaws.plot``...), so that
 #: ``import jaxlaws`` does not pay for matplotlib or tqdm until they are needed.
-_LAZY = ("batch", "cli", "compilation", "data", "io", "isoflop", "plot", "sharding", "starts")
+_LAZY = ("batch", "cli", "compilation", "data", "io", "isoflop", "plot", "sharding", "starts", "swarm")
 
 
 def __getattr__(name):
@@ -45,6 +46,8 @@ __all__ = [
     "bootstrap",
     "extrapolate",
     "optimize_mixture",
+    "propose_mixture",
+    "MixtureProposal",
     "constraints",
     "datasets",
     "fit",

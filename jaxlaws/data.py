@@ -109,8 +109,10 @@ def prepare(
 
     Args:
         law: the law to be fitted.
-        data: a ``pandas.DataFrame``, or a mapping of column name to array (a vector input
-            such as the proportions of a mixture may be one 2-D array).
+        data: a ``pandas.DataFrame``, a mapping of column name to array (a vector input
+            such as the proportions of a mixture may be one 2-D array), or a
+            :class:`~jaxlaws.swarm.Swarm` (its proportions feed the law's simplex input and
+            its metrics the target, unless ``columns`` or ``target`` say otherwise).
         columns: law input name -> column name where the table's names differ
             (``{"N": "params", "D": "tokens"}``); a list of columns, or a glob such as
             ``"p_*"``, makes one vector input of shape ``(n, k)`` (columns in table order).
@@ -127,6 +129,15 @@ def prepare(
             infinite value, a value outside its input's domain, or an empty table; the
             message names the column, the row and the value.
     """
+    from jaxlaws.swarm import Swarm
+
+    if isinstance(data, Swarm):  # the law's simplex input reads the proportions, its target the metrics
+        fc = data.fit_columns(law)
+        if columns is None or isinstance(columns, Mapping):
+            columns = {**fc["columns"], **dict(columns or {})}
+            if target is None and "target" not in columns:
+                target = fc["target"]
+        data = data.frame
     if columns is not None and not isinstance(columns, Mapping):
         raise ValueError(
             f"columns must map law inputs to table columns, such as {{'N': 'params'}}, got {columns!r}"

@@ -6,7 +6,8 @@ declaration, with a one-line error naming the column, the row and the value:
 - ``positive`` (the default: sizes, compute, tokens), ``nonnegative`` (counts that may be
   zero), ``real`` (any finite value);
 - ``simplex``: one vector per row, non-negative and summing to one (mixture proportions,
-  shape ``(n, k)``, zeros allowed);
+  shape ``(n, k)``, zeros allowed); ``open_simplex``: the same with every proportion
+  positive (a law that divides by a proportion);
 - ``index``: a whole number ``>= 0`` per row (a domain or model-family id), passed to the
   law as integers.
 
@@ -22,7 +23,7 @@ import dataclasses
 
 import numpy as np
 
-__all__ = ["Domain", "positive", "nonnegative", "real", "simplex", "index", "get", "DOMAINS"]
+__all__ = ["Domain", "positive", "nonnegative", "real", "simplex", "open_simplex", "index", "get", "DOMAINS"]
 
 #: How far a row of proportions may sum from one.
 SIMPLEX_ATOL = 1e-6
@@ -33,7 +34,8 @@ class Domain:
     """The values an input may take.
 
     Attributes:
-        name: ``"positive"``, ``"nonnegative"``, ``"real"``, ``"simplex"`` or ``"index"``.
+        name: ``"positive"``, ``"nonnegative"``, ``"real"``, ``"simplex"``,
+            ``"open_simplex"`` or ``"index"``.
         vector: the input is a vector per row (shape ``(n, k)``).
     """
 
@@ -73,7 +75,7 @@ class Domain:
                 f"input from column {columns[0]!r} must have one vector per row ({self.name}), "
                 f"got shape {arr.shape}: name several columns"
             )
-        if self.name == "positive" and (rows <= 0).any():
+        if self.name in ("positive", "open_simplex") and (rows <= 0).any():
             raise fail(rows <= 0, "must be positive")
         if self.name in ("nonnegative", "simplex", "index") and (rows < 0).any():
             raise fail(rows < 0, "must be non-negative")
@@ -81,7 +83,7 @@ class Domain:
             if (rows != np.round(rows)).any():
                 raise fail(rows != np.round(rows), "must be a whole number (an index)")
             return arr.astype(np.int64)
-        if self.name == "simplex":
+        if self.name in ("simplex", "open_simplex"):
             sums = rows.sum(axis=1)
             off = np.abs(sums - 1.0) > SIMPLEX_ATOL
             if off.any():
@@ -100,10 +102,11 @@ positive = Domain("positive")
 nonnegative = Domain("nonnegative")
 real = Domain("real")
 simplex = Domain("simplex", vector=True)
+open_simplex = Domain("open_simplex", vector=True)
 index = Domain("index")
 
 #: Every domain, by name.
-DOMAINS: dict[str, Domain] = {d.name: d for d in (positive, nonnegative, real, simplex, index)}
+DOMAINS: dict[str, Domain] = {d.name: d for d in (positive, nonnegative, real, simplex, open_simplex, index)}
 
 
 def get(name: str | Domain) -> Domain:

@@ -39,10 +39,31 @@ from jaxlaws.laws.filtering import (
     params_from_reference_code,
     passes_needed,
 )
+from jaxlaws.laws.mixing import (
+    BIMIX,
+    MIXING_EXP,
+    MIXTURE_ADDITIVE,
+    YE_PILE5,
+    BiMixParams,
+    MixingExpParams,
+    MixtureAdditiveParams,
+    bimix,
+    mixing_exp,
+    mixture_additive,
+)
 
 #: Every built-in law, by name.
 REGISTRY: dict[str, Law] = {
-    law.name: law for law in (CHINCHILLA, DATA_CONSTRAINED, FILTERING, FILTERING_MIXTURE)
+    law.name: law
+    for law in (
+        CHINCHILLA,
+        DATA_CONSTRAINED,
+        FILTERING,
+        FILTERING_MIXTURE,
+        MIXING_EXP,
+        BIMIX,
+        MIXTURE_ADDITIVE,
+    )
 }
 
 
@@ -135,4 +156,14 @@ __all__ = [
     "params_from_reference_code",
     "passes_needed",
     "max_passes_for",
+    "MIXING_EXP",
+    "MixingExpParams",
+    "mixing_exp",
+    "YE_PILE5",
+    "BIMIX",
+    "BiMixParams",
+    "bimix",
+    "MIXTURE_ADDITIVE",
+    "MixtureAdditiveParams",
+    "mixture_additive",
 ]

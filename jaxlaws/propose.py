@@ -1,0 +1,782 @@
+"""Propose a data mixture: minimise a fitted mixture law's predicted metrics over the simplex.
+
+Given a law with an input on the simplex (the proportions of the training mixture, fitted
+from a swarm of runs, :mod:`jaxlaws.swarm`), :func:`propose_mixture` finds the proportions
+``w`` that minimise a weighted sum of its predicted metrics,
+
+.. math::
+    \\min_w \\; \\sum_m \\omega_m\\, \\hat L_m(w, \\ldots) + \\lambda\\, \\mathrm{KL}(w \\,\\|\\, p)
+    \\quad \\text{s.t.}\\quad \\sum_i w_i = 1,\\;\\; l_i \\le w_i \\le u_i,\\;\\;
+    w_i D \\le e_{\\max} U_i,
+
+with, per domain ``i``, a minimum and maximum weight ``l_i, u_i`` and a repetition cap: at a
+budget of ``D`` tokens, domain ``i`` with ``U_i`` unique tokens is seen ``w_i D / U_i``
+times, at most ``e_max``. Repetition can instead be priced in by Muennighoff et al.'s
+effective data per domain (``repetition="effective"``): domain ``i`` contributes
+``D'_i = U_i + U_i R^* (1 - e^{-R_i/R^*})`` effective tokens, ``R_i = w_i D / U_i - 1``
+repetitions, and the law is evaluated at the effective proportions ``D'_i / \\sum_j D'_j``
+(and at ``\\sum_j D'_j`` tokens if it takes a token input).
+
+The feasible set (a box intersected with the simplex) is handled exactly: every iterate is
+the Euclidean projection onto it (computed in closed form from the sorted breakpoints), and
+each step is a Newton step on the free coordinates with the sum constraint, eigenvalues of
+the reduced Hessian made positive (so a non-convex law of a user's gets descent steps too),
+followed by a projected Armijo line search. Every (parameter set, budget, KL strength,
+start) runs in one JIT-compiled, vmapped call; the capped and the uncapped problem are
+solved in the same batch, so the report of what the caps cost comes at no extra call.
+
+Bootstrap samples of the law (:func:`jaxlaws.bootstrap`) give the distribution of the
+optimal mixture: one problem per resample, in the same call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from jaxlaws.laws import Law
+
+__all__ = ["MixtureProposal", "propose_mixture", "project_capped_simplex", "R_STAR"]
+
+#: Muennighoff et al. 2023's fitted R*_D (``LAWS.md``, data-constrained section): the
+#: repetitions after which repeated tokens are worth 1 - 1/e of new ones.
+R_STAR = 15.387756
+
+#: Every weight is kept at least this far from zero (unless its maximum is lower): the
+#: gradients of a KL pull and of laws with ``w ** gamma`` terms are infinite at 0. What it
+#: can cost is ``1e-12`` times a gradient, far below any tolerance.
+WEIGHT_FLOOR = 1e-12
+
+#: Coordinates this close to a bound (at most; less near the optimum), and pushed towards
+#: it by the gradient, are held at it for a step (Bertsekas' epsilon-active set).
+ACTIVE_EPS = 1e-2
+
+STATUS = ("converged", "max_steps", "not_finite")
+
+
+# ----------------------------------------------------------------------------------------
+# The feasible set
+# ----------------------------------------------------------------------------------------
+
+
+def project_capped_simplex(v, lo, hi):
+    """Euclidean projection of ``v`` onto ``{w : sum(w) = 1, lo <= w <= hi}``.
+
+    The projection is ``clip(v - tau, lo, hi)`` for the ``tau`` at which it sums to one;
+    the sum is piecewise linear in ``tau`` between the breakpoints ``v - hi`` and ``v - lo``,
+    so ``tau`` is found exactly by sorting them. Needs ``sum(lo) <= 1 <= sum(hi)``.
+    """
+    v, lo, hi = jnp.asarray(v), jnp.asarray(lo), jnp.asarray(hi)
+    bps = jnp.sort(jnp.concatenate([v - hi, v - lo]))
+    sums = jnp.sum(jnp.clip(v[None, :] - bps[:, None], lo, hi), axis=1)  # non-increasing
+    j = jnp.clip(jnp.sum(sums >= 1.0) - 1, 0, bps.shape[0] - 2)
+    t0, t1, s0, s1 = bps[j], bps[j + 1], sums[j], sums[j + 1]
+    tau = jnp.where(s0 > s1, t0 + (s0 - 1.0) * (t1 - t0) / jnp.where(s0 > s1, s0 - s1, 1.0), t0)
+    w = jnp.clip(v - tau, lo, hi)
+    # rounding: put the last ulp of the sum on the coordinates strictly inside their bounds
+    inside = (w > lo) & (w < hi)
+    n_in = jnp.sum(inside)
+    w = jnp.where(inside, w + (1.0 - jnp.sum(w)) / jnp.maximum(n_in, 1), w)
+    return jnp.clip(w, lo, hi)
+
+
+# ----------------------------------------------------------------------------------------
+# The solver: projected Newton on the capped simplex
+# ----------------------------------------------------------------------------------------
+
+
+def _reduced_direction(g, H, free, lam):
+    """Newton direction on ``{d : d_i = 0 off the free set, sum(d) = 0}`` with damping
+    ``lam`` (Levenberg-Marquardt, relative to the Hessian's scale), by Cholesky.
+
+    Where the damped reduced Hessian is not positive definite (a law that is not convex
+    there), the direction is the scaled projected gradient and ``ok`` is false, so that the
+    caller raises the damping.
+    """
+    k = g.shape[0]
+    fm = free.astype(g.dtype)
+    nf = jnp.maximum(jnp.sum(fm), 1.0)
+    Q = jnp.diag(fm) - jnp.outer(fm, fm) / nf  # projector onto the subspace
+    M = Q @ H @ Q
+    scale = jnp.maximum(jnp.max(jnp.abs(jnp.diag(M))), jnp.finfo(g.dtype).tiny)
+    M = M + scale * (jnp.eye(k) - Q) + (lam + 1e-12) * scale * jnp.eye(k)
+    Qg = Q @ g
+    chol = jnp.linalg.cholesky(M)
+    d = -Q @ jax.scipy.linalg.cho_solve((chol, True), Qg)
+    ok = jnp.all(jnp.isfinite(d)) & (jnp.dot(g, d) < 0)
+    return jnp.where(ok, d, -Qg / (scale * (1.0 + lam))), ok
+
+
+def _kkt(w, g, lo, hi, scale):
+    """Length of the scaled projected-gradient step: 0 exactly at a KKT point."""
+    return jnp.max(jnp.abs(w - project_capped_simplex(w - g / scale, lo, hi)))
+
+
+def _solve(fun, w0, lo, hi, *, max_steps, xtol):
+    """Minimise ``fun`` over the capped simplex from ``w0``: ``(w, f, steps, status, kkt)``."""
+    fixed = hi <= lo  # a domain held at one value: its derivatives may be infinite there
+
+    def vg(w):
+        f, g = jax.value_and_grad(fun)(w)
+        return f, jnp.where(fixed, 0.0, g)
+
+    def hess(w):
+        H = jax.hessian(fun)(w)
+        return jnp.where(fixed[:, None] | fixed[None, :], 0.0, H)
+
+    w0 = project_capped_simplex(w0, lo, hi)
+    f0, g0 = vg(w0)
+
+    def cond(s):
+        w, f, g, lam, k, done = s
+        return (~done) & (k < max_steps)
+
+    def body(s):
+        w, f, g, lam, k, _ = s
+        H = hess(w)
+        scale = jnp.maximum(jnp.max(jnp.abs(jnp.diag(H))), 1e-300)
+        y = project_capped_simplex(w - g / scale, lo, hi)
+        eps = jnp.minimum(ACTIVE_EPS, jnp.max(jnp.abs(w - y)))
+        at_lo = (w <= lo + eps) & (y <= lo)
+        at_hi = (w >= hi - eps) & (y >= hi)
+        free = ~(at_lo | at_hi)
+        # binding coordinates go to their bound; the free ones keep the sum and take the
+        # Newton step of the rest, on the subspace that keeps both
+        delta = jnp.where(at_lo, lo - w, jnp.where(at_hi, hi - w, 0.0))
+        n_free = jnp.maximum(jnp.sum(free), 1)
+        base = delta + jnp.where(free, -jnp.sum(delta) / n_free, 0.0)
+        d, newton = _reduced_direction(g + H @ base, H, free, lam)
+        d = base + d
+
+        def ls_cond(c):
+            t, wt, ft, ok, i = c
+            return (~ok) & (i < 40)
+
+        def ls_body(c):
+            t, _, _, _, i = c
+            wt = project_capped_simplex(w + t * d, lo, hi)
+            ft = fun(wt)
+            ok = jnp.isfinite(ft) & (ft <= f + 1e-4 * jnp.dot(g, wt - w))
+            return jnp.where(ok, t, 0.5 * t), wt, ft, ok, i + 1
+
+        t, wt, ft, ok, _ = jax.lax.while_loop(ls_cond, ls_body, (1.0, w, f, False, 0))
+        moved = jnp.max(jnp.abs(wt - w))
+        w_new = jnp.where(ok, wt, w)
+        f_new = jnp.where(ok, ft, f)
+        g_new = jnp.where(ok, vg(w_new)[1], g)
+        grow = (~ok) | (~newton)
+        lam_new = jnp.where(grow, jnp.maximum(lam * 100.0, 1e-6), jnp.where(t == 1.0, lam * 0.1, lam))
+        lam_new = jnp.where(lam_new < 1e-14, 0.0, lam_new)
+        step_small = ok & (moved <= xtol)
+        stationary = _kkt(w_new, g_new, lo, hi, scale) <= xtol
+        stuck = (~ok) & (lam_new > 1e12)
+        done = step_small | stationary | stuck | ~jnp.isfinite(f_new)
+        return w_new, f_new, g_new, lam_new, k + 1, done
+
+    init = (w0, f0, g0, 0.0, 0, ~jnp.isfinite(f0))
+    w, f, g, lam, k, done = jax.lax.while_loop(cond, body, init)
+    scale = jnp.maximum(jnp.max(jnp.abs(jnp.diag(hess(w)))), 1e-300)
+    kkt = _kkt(w, g, lo, hi, scale)
+    status = jnp.where(~jnp.isfinite(f), 2, jnp.where(kkt <= 1e3 * xtol, 0, 1))
+    return w, f, k, status, kkt
+
+
+# ----------------------------------------------------------------------------------------
+# The objective: a law's predicted metrics at a mixture
+# ----------------------------------------------------------------------------------------
+
+
+def _predict(law, spec, w, params, budget, fixed, priced, unique, r_star):
+    """The law's predicted metrics at mixture ``w``, shape ``(m,)``.
+
+    ``spec`` says, per law input in order, ``"mix"`` (the simplex input), ``"budget"`` (fed
+    the token budget) or ``"fixed"`` (the next value of ``fixed``). Where ``priced`` is set,
+    repetition is priced in by effective data per domain (Muennighoff et al. 2023).
+    """
+    seen = w * budget
+    reps = jnp.maximum(seen / unique - 1.0, 0.0)
+    eff = jnp.where(seen > unique, unique + unique * r_star * -jnp.expm1(-reps / r_star), seen)
+    tokens = jnp.where(priced, jnp.sum(eff), budget)
+    h = jnp.where(priced, eff / jnp.sum(eff), w)
+    args, j = [], 0
+    for kind in spec:
+        if kind == "mix":
+            args.append(h[None, :])
+        elif kind == "budget":
+            args.append(jnp.reshape(tokens, (1,)))
+        else:
+            args.append(jnp.reshape(fixed[j], (1,)))
+            j += 1
+    return jnp.reshape(law(params, *args), (-1,))
+
+
+def _objective(law, spec):
+    """``f(w, ...)``: the weighted predicted metrics plus ``lam * KL(w || prior)``."""
+
+    def fun(w, params, budget, fixed, priced, lam, prior, unique, omega, r_star):
+        pred = _predict(law, spec, w, params, budget, fixed, priced, unique, r_star)
+        kl = jnp.sum(jax.scipy.special.xlogy(w, w) - jax.scipy.special.xlogy(w, prior))
+        return jnp.dot(omega, pred) + jnp.where(lam > 0, lam * kl, 0.0)
+
+    return fun
+
+
+@partial(jax.jit, static_argnames=("law", "spec", "max_steps"))
+def _batch(
+    params, budget, fixed, priced, lam, lo, hi, starts, prior, unique, omega, r_star, *, law, spec, max_steps
+):
+    """One problem per leading row of ``params, budget, fixed, priced, lam, lo, hi``, from
+    every row of ``starts``; the best start's result per problem."""
+    fun = _objective(law, spec)
+
+    def one(p, b, fx, pr, la, low, up):
+        def f(w):
+            return fun(w, p, b, fx, pr, la, prior, unique, omega, r_star)
+
+        w, fv, steps, status, kkt = jax.vmap(
+            lambda w0: _solve(f, w0, low, up, max_steps=max_steps, xtol=1e-10)
+        )(starts)
+        fok = jnp.where(jnp.isfinite(fv), fv, jnp.inf)
+        i = jnp.argmin(fok)
+        same = jnp.sum(jnp.abs(fok - fok[i]) <= 1e-9 * jnp.maximum(jnp.abs(fok[i]), 1e-300))
+        metrics = _predict(law, spec, w[i], p, b, fx, pr, unique, r_star)
+        return w[i], fv[i], metrics, steps[i], status[i], kkt[i], same
+
+    return jax.vmap(one)(params, budget, fixed, priced, lam, lo, hi)
+
+
+# ----------------------------------------------------------------------------------------
+# The front function
+# ----------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class MixtureProposal:
+    """The outcome of :func:`propose_mixture`.
+
+    Arrays are indexed ``[kl strength, budget, ...]``: ``L`` strengths of the KL pull (one
+    when ``kl`` is a number), ``B`` budgets (one when none is given), ``k`` domains and ``m``
+    predicted metrics.
+
+    Attributes:
+        domains: domain names (the columns the law's proportions were fitted on).
+        outputs: names of the predicted metrics.
+        budgets: token budgets, ``(B,)`` (NaN where the law needs none and none was given).
+        kl: strengths of the KL pull, ``(L,)``.
+        weights: the proposed mixture, ``(L, B, k)``.
+        objective: the minimised objective (weighted metrics plus the KL pull), ``(L, B)``.
+        metrics: predicted metrics at ``weights``, ``(L, B, m)``.
+        epochs: implied passes over each domain ``w_i D / U_i``, ``(L, B, k)`` (``None``
+            without unique-token counts).
+        bound: ``(L, B, k)``: 0 free, -1 at its minimum weight, 1 at its maximum weight, 2 at
+            its repetition cap.
+        uncapped_weights, uncapped_objective: the optimum without repetition caps or pricing
+            (minimum and maximum weights kept); the same as the proposal when there are none.
+        gap: ``objective - uncapped_objective`` (>= 0 up to rounding): what repetition costs.
+        status: ``"converged"``, ``"max_steps"`` or ``"not_finite"`` per problem, ``(L, B)``.
+        steps: solver steps of the best start; ``n_best``: starts that reached the best.
+        kkt: scaled projected-gradient residual at the proposal (0 at a KKT point).
+        samples: for a bootstrap, the proposal per converged resample: a dict of
+            ``weights (S, L, B, k)``, ``objective (S, L, B)``, ``status (S, L, B)`` and,
+            with unique tokens, ``epochs``; else ``None``.
+    """
+
+    domains: tuple
+    outputs: tuple
+    budgets: np.ndarray
+    kl: np.ndarray
+    weights: np.ndarray
+    objective: np.ndarray
+    metrics: np.ndarray
+    epochs: np.ndarray | None
+    bound: np.ndarray
+    uncapped_weights: np.ndarray
+    uncapped_objective: np.ndarray
+    gap: np.ndarray
+    status: np.ndarray
+    steps: np.ndarray
+    n_best: np.ndarray
+    kkt: np.ndarray
+    samples: dict | None = None
+
+    @property
+    def converged(self) -> bool:
+        """Every proposal converged."""
+        return bool(np.all(self.status == "converged"))
+
+    def frame(self) -> pd.DataFrame:
+        """One row per (KL strength, budget): weights, implied epochs, objective, gap, status."""
+        rows = []
+        L, B, _ = self.weights.shape
+        for li in range(L):
+            for bi in range(B):
+                row = {"kl": float(self.kl[li]), "budget": float(self.budgets[bi])}
+                row.update({f"w_{d}": float(v) for d, v in zip(self.domains, self.weights[li, bi])})
+                if self.epochs is not None:
+                    row.update({f"epochs_{d}": float(v) for d, v in zip(self.domains, self.epochs[li, bi])})
+                row.update({f"pred_{o}": float(v) for o, v in zip(self.outputs, self.metrics[li, bi])})
+                row.update(
+                    objective=float(self.objective[li, bi]),
+                    uncapped_objective=float(self.uncapped_objective[li, bi]),
+                    gap=float(self.gap[li, bi]),
+                    bound=",".join(
+                        f"{d}:{_BOUND_NAMES[int(c)]}" for d, c in zip(self.domains, self.bound[li, bi]) if c
+                    ),
+                    status=str(self.status[li, bi]),
+                )
+                rows.append(row)
+        return pd.DataFrame(rows)
+
+    def _sample_weights(self) -> np.ndarray:
+        if self.samples is None:
+            raise ValueError(
+                "this proposal has no bootstrap samples: pass a BootstrapResult to propose_mixture"
+            )
+        w = self.samples["weights"]
+        if w.shape[0] < 2:
+            raise ValueError(
+                f"too few converged resamples for a spread ({w.shape[0]}); at least 2 are needed"
+            )
+        return w
+
+    @property
+    def mean(self) -> np.ndarray:
+        """Mean proposed weights over the bootstrap resamples, ``(L, B, k)``."""
+        return self._sample_weights().mean(axis=0)
+
+    @property
+    def stderr(self) -> np.ndarray:
+        """Standard deviation of the proposed weights over the resamples, ``(L, B, k)``."""
+        return self._sample_weights().std(axis=0, ddof=1)
+
+    def interval(self, level: float = 0.95) -> pd.DataFrame:
+        """Percentile intervals of each proposed weight over the bootstrap resamples: one row
+        per (KL strength, budget, domain) with the point proposal, the mean and the bounds."""
+        if not (isinstance(level, float | int) and 0 < level < 1):
+            raise ValueError(f"level must be between 0 and 1, got {level!r}")
+        w = self._sample_weights()
+        q = np.quantile(w, [(1 - level) / 2, (1 + level) / 2], axis=0)
+        rows = []
+        L, B, k = self.weights.shape
+        for li in range(L):
+            for bi in range(B):
+                for j, d in enumerate(self.domains):
+                    rows.append(
+                        {
+                            "kl": float(self.kl[li]),
+                            "budget": float(self.budgets[bi]),
+                            "domain": d,
+                            "weight": float(self.weights[li, bi, j]),
+                            "mean": float(w[:, li, bi, j].mean()),
+                            "lower": float(q[0, li, bi, j]),
+                            "upper": float(q[1, li, bi, j]),
+                        }
+                    )
+        return pd.DataFrame(rows)
+
+    def summary(self) -> str:
+        lines = [f"mixture over {len(self.domains)} domains, {len(self.outputs)} predicted metric(s)"]
+        cols = ["kl", "budget", *[f"w_{d}" for d in self.domains], "objective", "gap", "status"]
+        lines.append(self.frame()[cols].to_string(index=False, float_format=lambda v: f"{v:.6g}"))
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return self.summary()
+
+
+_BOUND_NAMES = {-1: "min", 1: "max", 2: "cap"}
+
+
+def _per_domain(value, k: int, name: str) -> np.ndarray:
+    arr = np.asarray(value, np.float64)
+    if arr.ndim == 0:
+        arr = np.full(k, float(arr))
+    if arr.shape != (k,):
+        raise ValueError(f"{name} must be a number or one value per domain ({k}), got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        j = int(np.argmax(~np.isfinite(arr)))
+        raise ValueError(f"{name} of domain {j} is {float(arr[j])!r}: it must be finite")
+    return arr
+
+
+def _resolve(model, params):
+    """``(law, point params, stacked samples or None, domain names, output names)``."""
+    from jaxlaws.fit import FitResult
+    from jaxlaws.io import SavedFit
+    from jaxlaws.laws import get
+    from jaxlaws.uncertainty import BootstrapResult
+
+    samples, columns = None, {}
+    if isinstance(model, BootstrapResult):
+        law, point, columns = model.law, model.point.params, model.point.columns
+        ok = np.asarray(model.ok)
+        if ok.sum() < 2:
+            raise ValueError(
+                f"the bootstrap has {int(ok.sum())} converged resample(s); at least 2 are needed"
+            )
+        samples = type(model.samples)(*(jnp.asarray(np.asarray(v)[ok], jnp.float64) for v in model.samples))
+    elif isinstance(model, FitResult):
+        law, point, columns = model.law, model.params, model.columns
+    elif isinstance(model, SavedFit):
+        law, point, columns = model.law, model.params, model.record.get("columns", {})
+    else:
+        law = get(model)
+        if params is None:
+            raise ValueError(f"propose_mixture with the law {law.name!r} needs its params")
+        point = law.make_params(params)
+    if params is not None and not isinstance(model, Law | str):
+        raise ValueError("params is for a law given by name or as a Law; a fit carries its own")
+    point = type(point)(*(jnp.asarray(v, jnp.float64) for v in point))
+    return law, point, samples, columns
+
+
+def propose_mixture(
+    model,
+    params=None,
+    *,
+    budgets=None,
+    at: Mapping[str, Any] | None = None,
+    metric_weights: Sequence[float] | None = None,
+    min_weight=0.0,
+    max_weight=1.0,
+    unique_tokens=None,
+    max_epochs: float | None = None,
+    repetition: str | None = None,
+    r_star: float = R_STAR,
+    prior=None,
+    kl=0.0,
+    budget_input: str | None = None,
+    starts: int = 8,
+    seed: int = 0,
+    max_steps: int = 100,
+) -> MixtureProposal:
+    """The mixture of data domains that a fitted mixture law predicts is best.
+
+    Minimises ``sum_m metric_weights[m] * prediction_m(w) + kl * KL(w || prior)`` over
+    proportions ``w`` on the simplex, with per-domain minimum and maximum weights and, at
+    each token budget ``D``, per-domain repetition caps ``w_i D <= max_epochs * U_i`` (or
+    repetition priced in by effective data, ``repetition="effective"``). Every budget, KL
+    strength, start and (for a bootstrap) resample is solved in one batched, compiled call.
+
+    Args:
+        model: a :class:`~jaxlaws.FitResult` or saved fit of a law with an input on the
+            simplex; a :class:`~jaxlaws.BootstrapResult` of one (the proposal is made for
+            the point fit and for every converged resample, giving its distribution); or a
+            law (name or :class:`~jaxlaws.laws.Law`) with ``params``.
+        params: the law's parameters, when ``model`` is a law.
+        budgets: training tokens, one or several. Needed for repetition caps or pricing and
+            for a law with a token input (``budget_input``).
+        at: values of the law's other inputs (model size ``N``...), a number each or one
+            per budget.
+        metric_weights: weight of each predicted metric (default: their mean, ``1/m``
+            each); a negative weight maximises a metric (an accuracy).
+        min_weight, max_weight: bounds on each domain's weight (a number or one per domain).
+        unique_tokens: unique tokens per domain ``U_i`` (for caps, pricing and the implied
+            epochs).
+        max_epochs: cap on passes over each domain (``w_i D <= max_epochs * U_i``).
+        repetition: ``"cap"`` (the default when ``max_epochs`` is given), ``"effective"``
+            (Muennighoff's effective data per domain, with ``r_star``) or ``None``.
+        r_star: Muennighoff et al.'s ``R*_D`` for ``repetition="effective"``.
+        prior: proportions to pull towards with ``kl`` (default: uniform); all positive.
+        kl: strength of the pull, a number or a sequence (a path over its strength).
+        budget_input: the law input fed the token budget (default ``"D"`` where the law has
+            one).
+        starts: starts per problem: the uniform mixture, the prior and Dirichlet draws.
+        seed: seed of the Dirichlet starts.
+        max_steps: projected-Newton steps per start.
+
+    Returns:
+        A :class:`MixtureProposal`.
+
+    Raises:
+        ValueError: a law without a simplex input; a missing input value; bounds or caps that
+            no mixture satisfies (naming the budget); a prior off the simplex; a proposal
+            whose predicted metrics are not finite.
+
+    Example:
+        >>> import jaxlaws
+        >>> swarm = jaxlaws.swarm.load("regmix-1m")            # doctest: +SKIP
+        >>> res = jaxlaws.fit("mixing_exp", swarm)              # doctest: +SKIP
+        >>> jaxlaws.propose_mixture(res, budgets=[1e9, 1e10], unique_tokens=U, max_epochs=4)  # doctest: +SKIP
+    """
+    law, point, samples, columns = _resolve(model, params)
+    simplex = [n for n in law.inputs if law.domain(n).name in ("simplex", "open_simplex")]
+    if len(simplex) != 1:
+        raise ValueError(
+            f"propose_mixture needs a law with one input on the simplex (the mixture); {law.name!r} has "
+            f"{len(simplex)}: declare domains={{'r': 'simplex'}} on the law"
+        )
+    mix = simplex[0]
+    domains = columns.get(mix)
+    outputs = columns.get("target")
+    budget_input = budget_input if budget_input is not None else ("D" if "D" in law.inputs else None)
+    if budget_input is not None and (budget_input not in law.inputs or budget_input == mix):
+        raise ValueError(f"budget_input {budget_input!r} is not an input of {law.name!r}: {list(law.inputs)}")
+    at = dict(at or {})
+    unknown = sorted(set(at) - set(law.inputs))
+    if unknown or mix in at or (budget_input in at):
+        bad = unknown or [mix if mix in at else budget_input]
+        raise ValueError(
+            f"at names {bad}: give values of the law's inputs other than the mixture "
+            f"({mix!r}) and the budget ({budget_input!r}); its inputs are {list(law.inputs)}"
+        )
+    fixed_names = [n for n in law.inputs if n not in (mix, budget_input)]
+    missing = [n for n in fixed_names if n not in at]
+    if missing:
+        raise ValueError(f"the law {law.name!r} needs values of {missing}: pass at={{{missing[0]!r}: ...}}")
+    if repetition not in (None, "cap", "effective"):
+        raise ValueError(f"repetition must be 'cap', 'effective' or None, got {repetition!r}")
+    if repetition is None and max_epochs is not None:
+        repetition = "cap"
+    if repetition == "cap" and max_epochs is None:
+        raise ValueError("repetition='cap' needs max_epochs")
+    if repetition == "effective" and max_epochs is not None:
+        raise ValueError("give max_epochs (caps) or repetition='effective' (pricing), not both")
+
+    # budgets
+    needs_budget = budget_input is not None or repetition is not None
+    if budgets is None:
+        if needs_budget:
+            what = f"the law's input {budget_input!r}" if budget_input else f"repetition={repetition!r}"
+            raise ValueError(f"budgets (training tokens) are needed for {what}")
+        budgets_arr = np.array([np.nan])
+    else:
+        budgets_arr = np.atleast_1d(np.asarray(budgets, np.float64))
+        if budgets_arr.ndim != 1 or budgets_arr.size == 0:
+            raise ValueError(
+                f"budgets must be one number or a list of numbers, got shape {budgets_arr.shape}"
+            )
+        bad = ~(np.isfinite(budgets_arr) & (budgets_arr > 0))
+        if bad.any():
+            raise ValueError(f"every budget must be finite and positive, got {float(budgets_arr[bad][0])!r}")
+    B = budgets_arr.size
+
+    # the mixture's width and the names
+    k = int(np.asarray(_width(law, point, mix, domains)))
+    domains = (
+        tuple(str(d) for d in domains)
+        if isinstance(domains, list | tuple)
+        else tuple(f"d{j}" for j in range(k))
+    )
+    if len(domains) != k:
+        domains = tuple(f"d{j}" for j in range(k))
+
+    fixed = []
+    for n in fixed_names:
+        v = np.asarray(at[n], np.float64)
+        v = np.broadcast_to(v, (B,)) if v.ndim == 0 else v
+        if v.shape != (B,):
+            raise ValueError(f"at[{n!r}] must be a number or one value per budget ({B}), got shape {v.shape}")
+        if not np.all(np.isfinite(v)):
+            raise ValueError(f"at[{n!r}] holds {float(v[~np.isfinite(v)][0])!r}: values must be finite")
+        dom = law.domain(n)
+        try:
+            dom.validate(v[:, None] if dom.vector else v, [f"at[{n!r}]"], list(range(B)))
+        except ValueError as err:
+            raise ValueError(str(err).replace("column ", "", 1)) from None
+        fixed.append(v)
+    fixed = np.stack(fixed, axis=1) if fixed else np.zeros((B, 0))
+
+    lo = _per_domain(min_weight, k, "min_weight")
+    hi = _per_domain(max_weight, k, "max_weight")
+    if np.any(lo < 0) or np.any(hi > 1) or np.any(lo > hi):
+        j = int(np.argmax((lo < 0) | (hi > 1) | (lo > hi)))
+        raise ValueError(
+            f"domain {domains[j]!r}: min_weight {lo[j]:g} and max_weight {hi[j]:g} must satisfy "
+            "0 <= min <= max <= 1"
+        )
+    unique = np.ones(k)
+    if unique_tokens is not None:
+        unique = _per_domain(unique_tokens, k, "unique_tokens")
+        if np.any(unique <= 0):
+            j = int(np.argmax(unique <= 0))
+            raise ValueError(f"unique_tokens of domain {domains[j]!r} is {unique[j]:g}: it must be positive")
+    elif repetition is not None:
+        raise ValueError(f"repetition={repetition!r} needs unique_tokens (one count per domain)")
+    if max_epochs is not None and not (np.isfinite(max_epochs) and max_epochs > 0):
+        raise ValueError(f"max_epochs must be finite and positive, got {max_epochs!r}")
+
+    kl_arr = np.atleast_1d(np.asarray(kl, np.float64))
+    if kl_arr.ndim != 1 or not np.all(np.isfinite(kl_arr)) or np.any(kl_arr < 0):
+        raise ValueError(f"kl must be a non-negative number or a list of them, got {kl!r}")
+    L = kl_arr.size
+    prior_arr = np.full(k, 1.0 / k) if prior is None else _per_domain(prior, k, "prior")
+    if np.any(prior_arr <= 0) or abs(prior_arr.sum() - 1.0) > 1e-9:
+        raise ValueError(f"prior must be positive proportions summing to 1, got {prior_arr.tolist()}")
+
+    # bounds per budget: the caps, and the floor that keeps gradients finite
+    cap = (
+        np.full((B, k), np.inf) if max_epochs is None else max_epochs * unique[None, :] / budgets_arr[:, None]
+    )
+    hi_cap = np.minimum(hi[None, :], cap)  # (B, k)
+    if lo.sum() > 1 + 1e-12:
+        raise ValueError(f"the minimum weights sum to {lo.sum():.6g} > 1: no mixture satisfies them")
+    for bi in range(B):
+        if np.any(lo > hi_cap[bi]) or hi_cap[bi].sum() < 1 - 1e-12:
+            what = f"at a budget of {budgets_arr[bi]:g} tokens, " if budgets is not None else ""
+            j = int(np.argmax(lo > hi_cap[bi]))
+            why = (
+                f"domain {domains[j]!r} may have at most {hi_cap[bi, j]:.6g} but at least {lo[j]:.6g}"
+                if np.any(lo > hi_cap[bi])
+                else f"the weights' maxima (max_weight, max_epochs * unique_tokens / budget) sum to "
+                f"{hi_cap[bi].sum():.6g} < 1"
+            )
+            raise ValueError(
+                f"{what}{why}: no mixture satisfies the bounds (raise max_epochs or max_weight, or "
+                "lower the budget)"
+            )
+    lo_cap = np.minimum(np.maximum(lo, WEIGHT_FLOOR), hi_cap)  # (B, k)
+    lo_free = np.broadcast_to(np.minimum(np.maximum(lo, WEIGHT_FLOOR), hi), (B, k))
+    m = _n_outputs(law, point, mix, k, budget_input, fixed_names)
+    omega = np.full(m, 1.0 / m) if metric_weights is None else np.asarray(metric_weights, np.float64)
+    if omega.shape != (m,) or not np.all(np.isfinite(omega)):
+        raise ValueError(
+            f"metric_weights must be {m} finite number(s), one per predicted metric, got {metric_weights!r}"
+        )
+    outputs = (
+        tuple(str(o) for o in outputs)
+        if isinstance(outputs, list | tuple) and len(outputs) == m
+        else ((str(outputs),) if isinstance(outputs, str) and m == 1 else tuple(f"y{j}" for j in range(m)))
+    )
+
+    for name, value, least in (("starts", starts, 1), ("max_steps", max_steps, 1), ("seed", seed, 0)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
+            raise ValueError(f"{name} must be a whole number >= {least}, got {value!r}")
+    rng = np.random.default_rng(seed)
+    x0 = [np.full(k, 1.0 / k)]
+    if prior is not None:
+        x0.append(prior_arr)
+    x0 = np.concatenate([np.array(x0), rng.dirichlet(np.ones(k), size=max(starts - len(x0), 0))])[:starts]
+
+    spec = tuple("mix" if n == mix else "budget" if n == budget_input else "fixed" for n in law.inputs)
+    has_rep = repetition is not None
+    priced = repetition == "effective"
+    budget_vals = np.where(np.isnan(budgets_arr), 1.0, budgets_arr)
+
+    # problems: [capped (L*B)] + [uncapped (L*B) if there are caps or pricing], for the point
+    # and for every resample
+    def rows(n_sets, with_uncapped):
+        reps = [(lo_cap, hi_cap, priced)] + (
+            [(lo_free, np.broadcast_to(hi, (B, k)), False)] if with_uncapped else []
+        )
+        parts = {"budget": [], "fixed": [], "priced": [], "lam": [], "lo": [], "hi": []}
+        for los, his, pr in reps:
+            for li in range(L):
+                parts["budget"].append(budget_vals)
+                parts["fixed"].append(fixed)
+                parts["priced"].append(np.full(B, pr))
+                parts["lam"].append(np.full(B, kl_arr[li]))
+                parts["lo"].append(los)
+                parts["hi"].append(his)
+        one = {key: np.concatenate(v) for key, v in parts.items()}
+        return {key: np.tile(v, (n_sets,) + (1,) * (v.ndim - 1)) for key, v in one.items()}, len(reps)
+
+    def run(param_sets, n_sets, with_uncapped):
+        r, n_rep = rows(n_sets, with_uncapped)
+        per_set = n_rep * L * B
+        stacked = jax.tree_util.tree_map(lambda v: jnp.repeat(v, per_set, axis=0), param_sets)
+        out = _batch(
+            stacked,
+            jnp.asarray(r["budget"]),
+            jnp.asarray(r["fixed"]),
+            jnp.asarray(r["priced"]),
+            jnp.asarray(r["lam"]),
+            jnp.asarray(r["lo"]),
+            jnp.asarray(r["hi"]),
+            jnp.asarray(x0),
+            jnp.asarray(prior_arr),
+            jnp.asarray(unique),
+            jnp.asarray(omega),
+            jnp.asarray(float(r_star)),
+            law=law,
+            spec=spec,
+            max_steps=int(max_steps),
+        )
+        return [np.asarray(a).reshape((n_sets, n_rep, L, B) + np.asarray(a).shape[1:]) for a in out]
+
+    point_set = jax.tree_util.tree_map(lambda v: v[None], point)
+    w, f, metrics, steps, status, kkt, same = run(point_set, 1, has_rep)
+    w_c, f_c = w[0, 0], f[0, 0]
+    w_u, f_u = (w[0, 1], f[0, 1]) if has_rep else (w_c, f_c)
+    if not np.all(np.isfinite(metrics[0, 0])):
+        li, bi = (int(v) for v in np.argwhere(~np.isfinite(metrics[0, 0]).all(axis=-1))[0])
+        raise ValueError(
+            f"the predicted metrics are not finite at the proposal for kl={kl_arr[li]:g}"
+            + (f", budget {budgets_arr[bi]:g}" if budgets is not None else "")
+            + ": check the law's parameters and inputs"
+        )
+    epochs = (
+        w_c * budget_vals[None, :, None] / unique
+        if unique_tokens is not None and budgets is not None
+        else None
+    )
+    tol = 1e-9
+    bound = np.zeros(w_c.shape, np.int8)
+    bound[np.abs(w_c - np.maximum(lo, WEIGHT_FLOOR)) <= tol] = -1
+    bound[np.abs(w_c - hi) <= tol] = 1
+    bound[(np.abs(w_c - hi_cap[None]) <= tol) & (hi_cap[None] < hi)] = 2
+    status_names = np.asarray(STATUS)[status[0, 0]]
+
+    sample_out = None
+    if samples is not None:
+        S = int(np.asarray(samples[0]).shape[0])
+        ws, fs, _, _, st, _, _ = run(samples, S, False)
+        sample_out = {
+            "weights": ws[:, 0],
+            "objective": fs[:, 0],
+            "status": np.asarray(STATUS)[st[:, 0]],
+        }
+        good = (st[:, 0] == 0).all(axis=(1, 2))
+        sample_out = {key: v[good] for key, v in sample_out.items()}
+        if epochs is not None:
+            sample_out["epochs"] = sample_out["weights"] * budget_vals[None, None, :, None] / unique
+        sample_out["n_failed"] = int((~good).sum())
+
+    return MixtureProposal(
+        domains=domains,
+        outputs=outputs,
+        budgets=budgets_arr,
+        kl=kl_arr,
+        weights=w_c,
+        objective=f_c,
+        metrics=metrics[0, 0],
+        epochs=epochs,
+        bound=bound,
+        uncapped_weights=w_u,
+        uncapped_objective=f_u,
+        gap=f_c - f_u,
+        status=status_names,
+        steps=steps[0, 0],
+        n_best=same[0, 0],
+        kkt=kkt[0, 0],
+        samples=sample_out,
+    )
+
+
+def _width(law, params, mix, domains):
+    """Number of domains: from the fit's columns, else from a parameter shaped by the mixture."""
+    if isinstance(domains, list | tuple) and len(domains) > 1:
+        return len(domains)
+    for name, dims in law.shapes:
+        if mix in dims:
+            return np.shape(getattr(params, name))[dims.index(mix)]
+    raise ValueError(
+        f"cannot tell how many domains the law {law.name!r} mixes: none of its parameters is "
+        f"shaped by {mix!r}"
+    )
+
+
+def _n_outputs(law, params, mix, k, budget_input, fixed_names) -> int:
+    """Number of predicted metrics: the law traced once at one mixture (one line if it fails)."""
+    from jaxlaws.problem import check_traceable
+
+    args = [jax.ShapeDtypeStruct((1, k) if n == mix else (1,), jnp.float64) for n in law.inputs]
+    out = check_traceable(law, params, args)
+    return int(np.prod(out.shape[1:])) if len(out.shape) > 1 else 1

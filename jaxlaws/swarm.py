@@ -1,0 +1,378 @@
+"""Swarm tables: many small training runs on different data mixtures, read as published.
+
+A swarm is published either as two tables joined on a run id (RegMix and olmix: one CSV of
+each run's mixture proportions, one of its metrics) or as one table with both. :func:`read`
+reads either layout into a :class:`Swarm`: one row per run, the proportions' columns and
+the metrics' columns named, every row checked (proportions non-negative and summing to
+one, metrics finite), with one-line errors naming the file, the column, the run and the
+value. A :class:`Swarm` is given to :func:`jaxlaws.fit` as the data: the law's input on the
+simplex reads the proportions and its target the metrics.
+
+>>> import jaxlaws
+>>> swarm = jaxlaws.swarm.load("regmix-1m")                    # doctest: +SKIP
+>>> res = jaxlaws.fit("mixing_exp", swarm)                     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import os
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["Swarm", "read", "load", "SUM_ATOL", "RENORMALISE_ATOL", "ID_COLUMNS"]
+
+#: How far a run's proportions may sum from one as read.
+SUM_ATOL = 1e-6
+#: With ``normalise=True``, rows summing within this of one (rounded in print) are rescaled.
+RENORMALISE_ATOL = 1e-2
+#: Names recognised as the run id when the two tables share several columns.
+ID_COLUMNS = ("run", "run_id", "run_name", "id", "index", "name")
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class Swarm:
+    """A swarm of runs: proportions and metrics side by side, one row per run.
+
+    Attributes:
+        frame: the joined table: the run id, the proportions, the metrics, then any other
+            columns (model size, tokens...).
+        domains: the proportions' columns, in order.
+        metrics: the metrics' columns, in order.
+        on: the run-id column (``None`` for a single table without one).
+        source: where the swarm was read from (for messages and saved fits).
+    """
+
+    frame: pd.DataFrame
+    domains: tuple[str, ...]
+    metrics: tuple[str, ...]
+    on: str | None = None
+    source: str = ""
+
+    @property
+    def ratios(self) -> np.ndarray:
+        """The proportions, ``(runs, domains)``."""
+        return self.frame[list(self.domains)].to_numpy(np.float64)
+
+    @property
+    def values(self) -> np.ndarray:
+        """The metrics, ``(runs, metrics)``."""
+        return self.frame[list(self.metrics)].to_numpy(np.float64)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def select(self, metrics=None, domains=None) -> Swarm:
+        """The same swarm with only some metrics (names or a glob) or domains."""
+        m = (
+            _pick(metrics, list(self.metrics), "metrics", self.source)
+            if metrics is not None
+            else self.metrics
+        )
+        d = (
+            _pick(domains, list(self.domains), "domains", self.source)
+            if domains is not None
+            else self.domains
+        )
+        if tuple(d) != tuple(self.domains):
+            raise ValueError("a swarm's domains are its mixture: all of them are kept (select metrics only)")
+        drop = [c for c in self.metrics if c not in m]
+        return dataclasses.replace(self, frame=self.frame.drop(columns=drop), metrics=tuple(m))
+
+    def fit_columns(self, law) -> dict[str, Any]:
+        """``columns`` and ``target`` for :func:`jaxlaws.fit`: the law's input on the simplex
+        reads the proportions, its target the metrics."""
+        mix = [n for n in law.inputs if law.domain(n).vector and "simplex" in law.domain(n).name]
+        return {"columns": {mix[0]: list(self.domains)} if mix else {}, "target": list(self.metrics)}
+
+    def __repr__(self) -> str:
+        return (
+            f"Swarm({len(self)} runs, {len(self.domains)} domains {list(self.domains)[:4]}"
+            f"{'...' if len(self.domains) > 4 else ''}, {len(self.metrics)} metrics "
+            f"{list(self.metrics)[:4]}{'...' if len(self.metrics) > 4 else ''})"
+        )
+
+
+def _read(table, what: str) -> tuple[pd.DataFrame, str]:
+    if isinstance(table, pd.DataFrame):
+        return table.copy(), what
+    path = os.fspath(table)
+    if os.path.isdir(path):
+        raise ValueError(f"{what} {path} is a directory, not a CSV file")
+    if not os.path.isfile(path):
+        raise ValueError(f"no such file for the {what}: {path}")
+    try:
+        frame = pd.read_parquet(path) if path.endswith(".parquet") else pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as err:
+        raise ValueError(f"{path}: not a readable CSV table ({str(err).splitlines()[0]})") from None
+    if frame.columns.duplicated().any():
+        raise ValueError(
+            f"{path} has two columns named {str(frame.columns[frame.columns.duplicated()][0])!r}"
+        )
+    if frame.empty:
+        raise ValueError(f"{path} has no rows")
+    return frame, path
+
+
+def _pick(spec, available: list[str], role: str, where: str) -> list[str]:
+    """Columns named by a list, a name or a glob, in table order."""
+    names = [spec] if isinstance(spec, str) else list(spec)
+    out = []
+    for name in names:
+        hits = (
+            [c for c in available if fnmatch.fnmatchcase(c, name)] if any(ch in name for ch in "*?[") else []
+        )
+        if hits:
+            out.extend(h for h in hits if h not in out)
+        elif name in available:
+            out.append(name)
+        else:
+            import difflib
+
+            close = difflib.get_close_matches(name, available, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"{where}: no column {name!r} for the {role}{hint}; it has {available}")
+    if not out:
+        raise ValueError(f"{where}: no columns for the {role}")
+    return out
+
+
+def _numeric(frame: pd.DataFrame, cols: list[str], where: str, on: str | None) -> None:
+    for c in cols:
+        v = pd.to_numeric(frame[c], errors="coerce")
+        bad = v.isna() & frame[c].notna()
+        if bad.any():
+            i = int(np.argmax(bad.to_numpy()))
+            raise ValueError(
+                f"{where}: column {c!r}, {_run(frame, i, on)}: {frame[c].iloc[i]!r} is not a number"
+            )
+        miss = v.isna()
+        if miss.any():
+            i = int(np.argmax(miss.to_numpy()))
+            raise ValueError(f"{where}: column {c!r}, {_run(frame, i, on)}: the value is missing")
+        frame[c] = v.astype(np.float64)
+
+
+def _run(frame: pd.DataFrame, i: int, on: str | None) -> str:
+    return f"run {frame[on].iloc[i]!r}" if on else f"row {i + 2}"  # + header, 1-based
+
+
+def _join_column(r: pd.DataFrame, m: pd.DataFrame, on, rp: str, mp: str) -> str:
+    if on is not None:
+        for frame, where in ((r, rp), (m, mp)):
+            if on not in frame.columns:
+                raise ValueError(
+                    f"{where} has no run-id column {on!r}; its columns are {list(frame.columns)}"
+                )
+        return on
+    common = [c for c in r.columns if c in m.columns]
+    if len(common) == 1:
+        return common[0]
+    named = [c for c in common if str(c).lower() in ID_COLUMNS]
+    if named:
+        return sorted(named, key=lambda c: ID_COLUMNS.index(str(c).lower()))[0]
+    if not common:
+        raise ValueError(f"{rp} and {mp} share no column to join on: name the run-id column with on= (--on)")
+    raise ValueError(f"{rp} and {mp} share columns {common}: name the run-id column with on= (--on)")
+
+
+def read(
+    ratios=None,
+    metrics=None,
+    *,
+    table=None,
+    on: str | None = None,
+    domains=None,
+    metric_columns=None,
+    normalise: bool = False,
+) -> Swarm:
+    """Read a swarm: two tables joined on a run id, or one table with both.
+
+    Args:
+        ratios: the runs' mixture proportions (a CSV/Parquet path or a DataFrame): the run id
+            and one column per domain.
+        metrics: the runs' metrics (path or DataFrame): the run id and one column per metric.
+        table: instead of the two, one table with proportions and metrics (``domains`` and
+            ``metric_columns`` then say which are which).
+        on: the run-id column (default: the one column the two tables share, or one named
+            as in :data:`ID_COLUMNS`).
+        domains: the proportions' columns (names or a glob; default: every numeric column of
+            ``ratios`` but the id).
+        metric_columns: the metrics' columns (names or a glob; default: every numeric column
+            of ``metrics`` but the id).
+        normalise: rescale rows whose proportions sum within :data:`RENORMALISE_ATOL` of one
+            (proportions printed rounded); off by default, so that a wrong column is an error.
+
+    Returns:
+        A :class:`Swarm`; runs in one table and not the other are left out, with a warning
+        that counts them and names the first.
+
+    Raises:
+        ValueError: one line naming the file, the column, the run and the value: a missing
+            column or id, a repeated run id, text or a missing value, a negative proportion,
+            proportions that do not sum to one, a metric that is not finite.
+    """
+    if table is not None:
+        if ratios is not None or metrics is not None:
+            raise ValueError("give ratios and metrics (two tables) or table (one), not both")
+        frame, where = _read(table, "swarm table")
+        cols = [str(c) for c in frame.columns]
+        frame.columns = cols
+        if domains is None or metric_columns is None:
+            raise ValueError(
+                f"{where}: a single swarm table needs domains= and metric_columns= (names or globs); "
+                f"its columns are {cols}"
+            )
+        dom = _pick(domains, cols, "domains", where)
+        met = _pick(metric_columns, cols, "metrics", where)
+        both = sorted(set(dom) & set(met))
+        if both:
+            raise ValueError(f"{where}: columns {both} are named as both domains and metrics")
+        if on is not None and on not in cols:
+            raise ValueError(f"{where} has no run-id column {on!r}; its columns are {cols}")
+        _numeric(frame, dom + met, where, on)
+        if on is not None:
+            _unique_ids(frame, on, where)
+        lead = ([on] if on else []) + dom + met
+        out = frame[lead + [c for c in cols if c not in lead]].reset_index(drop=True)
+        return _checked(out, dom, met, on, where, normalise)
+    if ratios is None or metrics is None:
+        raise ValueError("a swarm is ratios and metrics (two tables joined on a run id), or table=")
+    r, rp = _read(ratios, "ratios")
+    m, mp = _read(metrics, "metrics")
+    r.columns = [str(c) for c in r.columns]
+    m.columns = [str(c) for c in m.columns]
+    key = _join_column(r, m, on, rp, mp)
+    _unique_ids(r, key, rp)
+    _unique_ids(m, key, mp)
+
+    def default(frame, where):
+        others = [c for c in frame.columns if c != key]
+        numeric = [c for c in others if pd.api.types.is_numeric_dtype(frame[c])]
+        if not numeric:
+            raise ValueError(f"{where} has no numeric column besides the run id {key!r}")
+        return numeric
+
+    dom = (
+        _pick(domains, [c for c in r.columns if c != key], "domains", rp)
+        if domains is not None
+        else default(r, rp)
+    )
+    met = (
+        _pick(metric_columns, [c for c in m.columns if c != key], "metrics", mp)
+        if metric_columns is not None
+        else default(m, mp)
+    )
+    clash = sorted(set(dom) & set(met))
+    if clash:
+        raise ValueError(f"{rp} and {mp} both have columns {clash}: name the metrics with metric_columns=")
+    _numeric(r, dom, rp, key)
+    _numeric(m, met, mp, key)
+    rid = r[key].astype(str)
+    mid = m[key].astype(str)
+    only_r = r[~rid.isin(set(mid))][key].tolist()
+    only_m = m[~mid.isin(set(rid))][key].tolist()
+    for ids, here, there in ((only_r, rp, mp), (only_m, mp, rp)):
+        if ids:
+            warnings.warn(
+                f"{len(ids)} run(s) of {here} are not in {there} (first: {ids[0]!r}): left out",
+                UserWarning,
+                stacklevel=2,
+            )
+    # other columns (model size, tokens, names) travel along; the metrics' copy of a column
+    # both tables have is dropped
+    left = r[[key] + dom + [c for c in r.columns if c not in dom and c != key]].assign(_key=rid)
+    right = m[met + [c for c in m.columns if c not in met and c not in r.columns]].assign(_key=mid)
+    joined = left.merge(right, on="_key", how="inner", sort=False).drop(columns=["_key"])
+    if joined.empty:
+        raise ValueError(f"{rp} and {mp} have no run id {key!r} in common")
+    return _checked(joined.reset_index(drop=True), dom, met, key, f"{rp} + {mp}", normalise)
+
+
+def _unique_ids(frame: pd.DataFrame, key: str, where: str) -> None:
+    ids = frame[key]
+    if ids.isna().any():
+        i = int(np.argmax(ids.isna().to_numpy()))
+        raise ValueError(f"{where}: row {i + 2} has no run id ({key!r} is empty)")
+    dup = ids.astype(str).duplicated(keep=False)
+    if dup.any():
+        rows = (np.flatnonzero(dup.to_numpy())[:2] + 2).tolist()
+        raise ValueError(f"{where}: run id {ids[dup].iloc[0]!r} appears twice (rows {rows[0]} and {rows[1]})")
+
+
+def _checked(frame, dom, met, on, where, normalise) -> Swarm:
+    r = frame[dom].to_numpy(np.float64)
+    y = frame[met].to_numpy(np.float64)
+    for arr, cols, what in ((r, dom, "proportion"), (y, met, "metric")):
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            i, j = np.argwhere(bad)[0]
+            raise ValueError(
+                f"{where}: column {cols[j]!r}, {_run(frame, i, on)}: {what} {arr[i, j]!r} is not finite"
+            )
+    if (r < 0).any():
+        i, j = np.argwhere(r < 0)[0]
+        raise ValueError(
+            f"{where}: column {dom[j]!r}, {_run(frame, i, on)}: proportion {r[i, j]!r} is negative"
+        )
+    sums = r.sum(axis=1)
+    off = np.abs(sums - 1.0) > SUM_ATOL
+    if off.any():
+        i = int(np.argmax(np.abs(sums - 1.0)))
+        if normalise and np.all(np.abs(sums - 1.0) <= RENORMALISE_ATOL):
+            r = r / sums[:, None]
+            frame = frame.copy()
+            frame[dom] = r
+        else:
+            hint = (
+                f" (normalise=True, --normalise, rescales rows that sum within {RENORMALISE_ATOL:g} of one)"
+                if abs(sums[i] - 1.0) <= RENORMALISE_ATOL
+                else ": are the domains' columns right?"
+            )
+            raise ValueError(
+                f"{where}: {_run(frame, i, on)}: the proportions of {len(dom)} domains sum to "
+                f"{sums[i]:.10g}, not 1{hint}"
+            )
+    empty = [d for d, col in zip(dom, r.T) if not (col > 0).any()]
+    if empty:
+        raise ValueError(
+            f"{where}: domain(s) {empty} have proportion 0 in every run: a law cannot learn what they do; "
+            "leave them out with domains="
+        )
+    return Swarm(frame=frame, domains=tuple(dom), metrics=tuple(met), on=on, source=where)
+
+
+#: Swarms bundled with jaxlaws: name -> (ratios file, metrics file, on, description).
+BUNDLED: dict[str, dict] = {}
+
+
+def load(name: str, *, metrics=None) -> Swarm:
+    """A swarm bundled with jaxlaws (``jaxlaws.datasets.info(name)`` says where it is from).
+
+    Args:
+        name: the swarm's name (see :data:`BUNDLED`).
+        metrics: keep only these metrics (names or a glob).
+    """
+    from importlib import resources
+
+    from jaxlaws.laws._law import suggest
+
+    if name not in BUNDLED:
+        raise ValueError(f"unknown swarm {name!r}{suggest(name, BUNDLED)}; bundled swarms: {sorted(BUNDLED)}")
+    b = BUNDLED[name]
+    base = resources.files("jaxlaws.datasets") / "data"
+    with resources.as_file(base / b["ratios"]) as rp, resources.as_file(base / b["metrics"]) as mp:
+        swarm = read(
+            pd.read_csv(rp),
+            pd.read_csv(mp),
+            on=b["on"],
+            domains=b.get("domains"),
+            metric_columns=b.get("metric_columns"),
+            normalise=b.get("normalise", False),
+        )
+    swarm = dataclasses.replace(swarm, source=f"bundled swarm {name}")
+    return swarm.select(metrics=metrics) if metrics is not None else swarm
