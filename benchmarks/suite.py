@@ -235,19 +235,13 @@ MIXING = jaxlaws.Law(
     constraints=MixingParams(c=C.positive.within(0.5, 5.0), t=C.real.within(-10.0, 5.0)),
 )
 
-#: Ye et al.'s fit for 5 Pile domains (yegcjs/mixinglaws, mix_5_domains.ipynb): log c, log k
-#: and t per domain; the identifiable t here is t + log k.
-_YE = np.array(
-    [
-        [0.975, -2.139, -10.09, 2.71, 2.71, 2.61, 1.59],
-        [1.262, -2.166, 1.39, -4.68, 0.79, 1.87, 0.57],
-        [1.138, -7.102, 6.71, 6.26, -31.86, 6.64, 6.21],
-        [0.475, -3.655, 3.33, 3.67, 3.11, -16.42, 3.16],
-        [1.240, -1.951, 1.19, 0.87, -0.52, 1.71, -3.09],
-    ]
+#: Ye et al.'s fit for 5 Pile domains (``jaxlaws.laws.YE_PILE5``, from yegcjs/mixinglaws),
+#: in this law's identifiable form: t + log k.
+YE_2024 = MixingParams(
+    c=np.exp(np.asarray(jaxlaws.laws.YE_PILE5["log_c"])),
+    t=np.asarray(jaxlaws.laws.YE_PILE5["t"]) + np.asarray(jaxlaws.laws.YE_PILE5["log_k"])[:, None],
 )
-YE_2024 = MixingParams(c=np.exp(_YE[:, 0]), t=_YE[:, 2:] + _YE[:, 1:2])
-DOMAINS = ("academic", "prose", "dialogue", "symbolic", "internet")
+DOMAINS = jaxlaws.laws.YE_PILE5["domains"]
 
 
 def mixing_data(n=40):

@@ -82,8 +82,8 @@ def project_capped_simplex(v, lo, hi):
     w = jnp.clip(v - tau, lo, hi)
     # rounding: put the last ulp of the sum on the coordinates strictly inside their bounds
     inside = (w > lo) & (w < hi)
-    n_in = jnp.sum(inside)
-    w = jnp.where(inside, w + (1.0 - jnp.sum(w)) / jnp.maximum(n_in, 1), w)
+    n_in = jnp.sum(inside).astype(w.dtype)
+    w = jnp.where(inside, w + (1.0 - jnp.sum(w)) / jnp.maximum(n_in, 1.0), w)
     return jnp.clip(w, lo, hi)
 
 
@@ -150,7 +150,7 @@ def _solve(fun, w0, lo, hi, *, max_steps, xtol):
         # binding coordinates go to their bound; the free ones keep the sum and take the
         # Newton step of the rest, on the subspace that keeps both
         delta = jnp.where(at_lo, lo - w, jnp.where(at_hi, hi - w, 0.0))
-        n_free = jnp.maximum(jnp.sum(free), 1)
+        n_free = jnp.maximum(jnp.sum(free).astype(w.dtype), 1.0)
         base = delta + jnp.where(free, -jnp.sum(delta) / n_free, 0.0)
         d, newton = _reduced_direction(g + H @ base, H, free, lam)
         d = base + d
@@ -482,7 +482,8 @@ def propose_mixture(
             epochs).
         max_epochs: cap on passes over each domain (``w_i D <= max_epochs * U_i``).
         repetition: ``"cap"`` (the default when ``max_epochs`` is given), ``"effective"``
-            (Muennighoff's effective data per domain, with ``r_star``) or ``None``.
+            (Muennighoff's effective data per domain, with ``r_star``; for a law with a token
+            input, which is fed the effective tokens) or ``None``.
         r_star: Muennighoff et al.'s ``R*_D`` for ``repetition="effective"``.
         prior: proportions to pull towards with ``kl`` (default: uniform); all positive.
         kl: strength of the pull, a number or a sequence (a path over its strength).
@@ -539,6 +540,11 @@ def propose_mixture(
         raise ValueError("repetition='cap' needs max_epochs")
     if repetition == "effective" and max_epochs is not None:
         raise ValueError("give max_epochs (caps) or repetition='effective' (pricing), not both")
+    if repetition == "effective" and budget_input is None:
+        raise ValueError(
+            f"repetition='effective' prices repeated tokens as fewer effective tokens, which the law "
+            f"{law.name!r} cannot tell (it has no token input): cap repetition with max_epochs instead"
+        )
 
     # budgets
     needs_budget = budget_input is not None or repetition is not None
