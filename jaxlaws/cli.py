@@ -6,6 +6,8 @@
     jaxlaws allocate fit.json --compute 1e21:1e25:9 [--unique 25e9]
     jaxlaws mix pools.json --sizes 12.8e6,12.8e6 --budgets 16e6:5e9:20 --plot pareto.png
     jaxlaws fit --data runs.csv --law chinchilla --columns N=params,D=tokens --target val_loss
+    jaxlaws fit --law mixing_exp --ratios ratios.csv --metrics metrics.csv --output mix.json
+    jaxlaws propose mix.json --budgets 1e10:1e12:20 --unique unique.csv --max-epochs 4
     jaxlaws fit --data runs.csv --law chinchilla --group-by ablation --output fits.jsonl \
         [--coordinator HOST:PORT --num-processes P --process-id I | --distributed]
 
@@ -156,7 +158,8 @@ def _check_flags(args) -> None:
         if not host or not port.isdigit():
             raise ValueError(f"--coordinator must be HOST:PORT, got {args.coordinator!r}")
     law_file = args.law.rpartition(":")[0] if args.law and ":" in args.law else ""
-    _check_output(args.output, "--output", *(f for f in (args.data, law_file) if f))
+    inputs = (args.data, args.ratios, args.metrics, law_file)
+    _check_output(args.output, "--output", *(f for f in inputs if f))
 
 
 def _same_file(a: str, b: str) -> bool:
@@ -225,9 +228,26 @@ def _fit(args) -> int:
 
     import jaxlaws
 
-    if (args.dataset is None) == (args.data is None):
-        raise ValueError("give exactly one of --dataset NAME or --data FILE")
-    if args.dataset is not None:
+    given = [f for f, v in (("--dataset", args.dataset), ("--data", args.data), ("--swarm", args.swarm)) if v]
+    if args.ratios or args.metrics:
+        given.append("--ratios/--metrics")
+    if len(given) != 1:
+        raise ValueError(
+            "give exactly one of --dataset NAME, --data FILE, --ratios FILE --metrics FILE or --swarm NAME"
+            + (f" (got {', '.join(given)})" if given else "")
+        )
+    swarm_source = None
+    if args.ratios or args.metrics or args.swarm:
+        swarm, swarm_source = _read_swarm(args)
+        table = swarm.frame
+        source = swarm.source
+        subset = None
+        law = args.law
+        if law is None:
+            raise ValueError(
+                "--law is required with a swarm (mixing_exp, bimix, mixture_additive or FILE.py:NAME)"
+            )
+    elif args.dataset is not None:
         info = jaxlaws.datasets.info(args.dataset)
         subset = info.fit_subset if args.subset is None else (None if args.subset == "all" else args.subset)
         table = jaxlaws.datasets.load(args.dataset, subset=subset)
@@ -236,13 +256,20 @@ def _fit(args) -> int:
         table = _read_table(args.data)
         source = f"file {args.data}"
         subset = None
-    law = args.law or (jaxlaws.datasets.info(args.dataset).law if args.dataset else None)
+    if swarm_source is None:
+        law = args.law or (jaxlaws.datasets.info(args.dataset).law if args.dataset else None)
+    else:
+        law_obj = jaxlaws.laws.get(law)
+        fc = swarm.fit_columns(law_obj)
+        common_columns = {**fc["columns"], **_parse_columns(args.columns)}
     if law is None:
         raise ValueError("--law is required with --data")
     # what fit, bootstrap and batch jobs share
     common = dict(
-        columns=_parse_columns(args.columns),
-        target=_column_spec(args.target, "--target") if args.target is not None else None,
+        columns=_parse_columns(args.columns) if swarm_source is None else common_columns,
+        target=_column_spec(args.target, "--target")
+        if args.target is not None
+        else (None if swarm_source is None else fc["target"]),
         output_weights=_floats(args.output_weights, "--output-weights") if args.output_weights else None,
         objective=args.objective,
         delta=args.delta,
@@ -277,6 +304,8 @@ def _fit(args) -> int:
         subset=subset if args.dataset else None,
         data_path=os.path.abspath(args.data) if args.data else None,
     )
+    if swarm_source is not None:
+        record["swarm"] = swarm_source
     if ":" in law:  # a user's law: where to load it from again
         where, _, attr = law.rpartition(":")
         record["law_source"] = (os.path.abspath(where) if where.endswith(".py") else where) + ":" + attr
@@ -295,6 +324,33 @@ def _fit(args) -> int:
             json.dump(record, fh, indent=2)
         print(f"wrote {args.output}")
     return 0 if res.status == "converged" else NOT_CONVERGED
+
+
+def _read_swarm(args):
+    """A swarm from ``--ratios/--metrics`` (two tables joined on ``--on``) or ``--swarm``
+    (bundled), and how to read it again (kept in the saved fit)."""
+    import jaxlaws
+
+    if args.group_by:
+        raise ValueError("--group-by is for --data tables; fit a swarm as one table")
+    if args.swarm:
+        if args.on or args.domains or args.normalise:
+            raise ValueError("--on, --domains and --normalise are for --ratios/--metrics files, not --swarm")
+        return jaxlaws.swarm.load(args.swarm), {"name": args.swarm}
+    if not (args.ratios and args.metrics):
+        raise ValueError("a swarm needs both --ratios FILE and --metrics FILE (joined on a run id, --on)")
+    domains = _column_spec(args.domains, "--domains") if args.domains else None
+    swarm = jaxlaws.swarm.read(
+        args.ratios, args.metrics, on=args.on, domains=domains, normalise=args.normalise
+    )
+    return swarm, {
+        "ratios": os.path.abspath(args.ratios),
+        "metrics": os.path.abspath(args.metrics),
+        "on": swarm.on,
+        "domains": list(swarm.domains),
+        "metric_columns": list(swarm.metrics),
+        "normalise": bool(args.normalise),
+    }
 
 
 def _warn(message: str) -> None:
@@ -343,9 +399,15 @@ def _plot(args) -> int:
     )
     table = saved.data()
     columns = {k: v for k, v in saved.record.get("columns", {}).items() if k != "target"}
-    fig = plot_fit(
-        saved.law, saved.params, table, columns=columns, target=saved.record["columns"].get("target")
-    )
+    target = saved.record["columns"].get("target")
+    if any("simplex" in saved.law.domain(n).name for n in saved.law.inputs):
+        from jaxlaws.plot import plot_mixture
+
+        fig = plot_mixture(saved.law, saved.params, table, domain=args.domain, columns=columns, target=target)
+    else:
+        if args.domain is not None:
+            raise ValueError(f"--domain is for mixture laws; {saved.law.name!r} has no input on the simplex")
+        fig = plot_fit(saved.law, saved.params, table, columns=columns, target=target)
     fig.savefig(out, dpi=120)
     print(f"wrote {out}")
     return 0
@@ -439,6 +501,138 @@ def _mix(args) -> int:
     return 0
 
 
+def _per_domain(text, flag: str, domains):
+    """``x`` (every domain), ``a,b,...`` (one per domain, in order), ``NAME=x,...`` (by
+    name; with ``*=x`` for the rest) or a CSV file of ``domain,value`` rows."""
+    import numpy as np
+
+    if text is None:
+        return None
+    if os.path.isfile(text):
+        import pandas as pd
+
+        t = _read_table(text)
+        if t.shape[1] < 2:
+            raise ValueError(f"{flag} {text}: give two columns, the domain and its value")
+        pairs = {str(k).strip(): v for k, v in zip(t.iloc[:, 0], t.iloc[:, 1])}
+        values = pd.to_numeric(pd.Series(list(pairs.values())), errors="coerce")
+        if values.isna().any():
+            bad = list(pairs)[int(np.argmax(values.isna().to_numpy()))]
+            raise ValueError(f"{flag} {text}: the value of {bad!r} is not a number")
+        text = ",".join(f"{k}={v!r}" for k, v in zip(pairs, values.tolist()))
+    if "=" not in text:
+        vals = _floats(text, flag)
+        if len(vals) == 1:
+            return vals[0]
+        if len(vals) != len(domains):
+            raise ValueError(
+                f"{flag} has {len(vals)} values; the mixture has {len(domains)} domains {list(domains)}"
+            )
+        return np.array(vals)
+    out, rest = {}, None
+    for part in text.split(","):
+        name, _, value = (v.strip() for v in part.partition("="))
+        (v,) = _floats(value, f"{flag} {name}=")
+        if name == "*":
+            rest = v
+        elif name not in domains:
+            import difflib
+
+            close = difflib.get_close_matches(name, list(domains), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(
+                f"{flag}: {name!r} is not a domain of the fit{hint}; its domains are {list(domains)}"
+            )
+        else:
+            out[name] = v
+    missing = [d for d in domains if d not in out]
+    if missing and rest is None:
+        raise ValueError(
+            f"{flag} has no value for {missing[:3]}{'...' if len(missing) > 3 else ''} (add *=VALUE)"
+        )
+    return np.array([out.get(d, rest) for d in domains])
+
+
+def _propose(args) -> int:
+    import jax
+
+    import jaxlaws
+    from jaxlaws.io import load_fit
+
+    saved = load_fit(args.fit)
+    law = saved.law
+    mix = [n for n in law.inputs if "simplex" in law.domain(n).name]
+    if len(mix) != 1:
+        raise ValueError(
+            f"propose needs a fit of a mixture law (an input on the simplex); {law.name!r} has none"
+        )
+    domains = saved.record.get("columns", {}).get(mix[0])
+    if not isinstance(domains, list):
+        raise ValueError(
+            f"{args.fit} does not name its mixture's columns; refit it with this version of jaxlaws"
+        )
+    _check_output(args.output, "--output", args.fit)
+    plot = _png(args.plot, "--plot", args.fit) if args.plot is not None else None
+    if plot and args.output and os.path.abspath(plot) == os.path.abspath(args.output):
+        raise ValueError(f"--plot and --output are the same file {plot}: give two names")
+    if args.bootstrap is not None and args.bootstrap < 2:
+        raise ValueError(f"--bootstrap needs at least 2 resamples, got {args.bootstrap}")
+    at = {}
+    for part in (args.at or "").split(","):
+        if not part.strip():
+            continue
+        name, eq, value = (v.strip() for v in part.partition("="))
+        if not eq:
+            raise ValueError(f"--at expects INPUT=VALUE pairs separated by commas, got {part!r}")
+        (at[name],) = _floats(value, f"--at {name}=")
+    kw = dict(
+        budgets=_budgets(args.budgets, "--budgets") if args.budgets else None,
+        at=at,
+        metric_weights=_floats(args.metric_weights, "--metric-weights") if args.metric_weights else None,
+        min_weight=_per_domain(args.min_weight, "--min-weight", domains) if args.min_weight else 0.0,
+        max_weight=_per_domain(args.max_weight, "--max-weight", domains) if args.max_weight else 1.0,
+        unique_tokens=_per_domain(args.unique, "--unique", domains),
+        max_epochs=args.max_epochs,
+        repetition=args.repetition,
+        prior=_per_domain(args.prior, "--prior", domains),
+        kl=_floats(args.kl, "--kl") if args.kl else 0.0,
+        starts=args.starts,
+        seed=args.seed,
+    )
+    model = saved
+    if args.bootstrap:
+        columns = {k: v for k, v in saved.record["columns"].items() if k != "target"}
+        model = jaxlaws.bootstrap(
+            jax.random.key(args.seed),
+            law,
+            saved.data(),
+            args.bootstrap,
+            columns=columns,
+            target=saved.record["columns"]["target"],
+            objective=saved.record.get("objective", "huber"),
+            delta=saved.record.get("delta", 1e-3),
+            starts=16,
+        )
+    prop = jaxlaws.propose_mixture(model, **kw)
+    table = prop.frame()
+    if args.bootstrap:
+        iv = prop.interval(0.9)
+        for d in prop.domains:
+            sel = iv[iv["domain"] == d]
+            table[f"w_{d}_lo90"] = sel["lower"].to_numpy()
+            table[f"w_{d}_hi90"] = sel["upper"].to_numpy()
+    _write_table(table, args.output)
+    bad = (table["status"] != "converged").sum()
+    if bad:
+        _warn(f"{bad} of {len(table)} proposals did not converge (see the status column)")
+    if plot:
+        from jaxlaws.plot import plot_proposals
+
+        plot_proposals(prop).savefig(plot, dpi=120)
+        print(f"wrote {plot}")
+    return 0 if not bad else NOT_CONVERGED
+
+
 def _png(path: str, flag: str, *inputs: str) -> str:
     """Where a plot goes: ``path``, with ``.png`` added when it has no extension."""
     if not path.strip():
@@ -487,8 +681,23 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--subset", help="a named subset of the dataset ('all' for every row)")
     f.add_argument("--data", help="a CSV or Parquet file")
     f.add_argument(
+        "--ratios", help="a swarm's mixture proportions: a CSV with a run id and one column per domain"
+    )
+    f.add_argument("--metrics", help="a swarm's metrics: a CSV with the run id and one column per metric")
+    f.add_argument("--on", help="the run-id column joining --ratios and --metrics (default: the shared one)")
+    f.add_argument(
+        "--domains", help="the proportions' columns of --ratios (COL1+COL2 or a glob; default: all)"
+    )
+    f.add_argument(
+        "--normalise",
+        action="store_true",
+        help="rescale proportions that sum within 1e-2 of one (printed rounded)",
+    )
+    f.add_argument("--swarm", help="a bundled swarm (see `jaxlaws datasets`)")
+    f.add_argument(
         "--law",
-        help="chinchilla, data_constrained, filtering, filtering_mixture, or your own law: FILE.py:NAME",
+        help="chinchilla, data_constrained, filtering, filtering_mixture, mixing_exp, bimix, "
+        "mixture_additive, or your own law: FILE.py:NAME",
     )
     f.add_argument(
         "--columns",
@@ -525,6 +734,9 @@ def build_parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("plot", help="plot a saved fit against its data (PNG)")
     pl.add_argument("fit", help="a fit saved by `jaxlaws fit --output FIT.json`")
     pl.add_argument("--output", help="the PNG to write (default: FIT.png)")
+    pl.add_argument(
+        "--domain", help="mixture laws: the domain whose weight is on the x axis (default: the first)"
+    )
     pl.set_defaults(func=_plot)
     a = sub.add_parser("allocate", help="compute-optimal N, D (and epochs) from a saved fit")
     a.add_argument("fit", help="a saved chinchilla or data_constrained fit")
@@ -541,6 +753,32 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--plot", help="write the Pareto frontier as PNG")
     m.add_argument("--devices", type=int, help="local devices to shard the budgets across (default: all)")
     m.set_defaults(func=_mix)
+    pr = sub.add_parser(
+        "propose", help="the best data mixture from a saved mixture-law fit (caps, KL, budgets)"
+    )
+    pr.add_argument("fit", help="a saved fit of a mixture law (mixing_exp, bimix, mixture_additive, yours)")
+    pr.add_argument("--budgets", help="training tokens: a,b,... or lo:hi:count (log-spaced)")
+    pr.add_argument(
+        "--unique", help="unique tokens per domain: a,b,..., NAME=U,...,*=U, or a CSV of domain,tokens rows"
+    )
+    pr.add_argument("--max-epochs", type=float, help="cap on passes over each domain (needs --unique)")
+    pr.add_argument(
+        "--repetition",
+        choices=("cap", "effective"),
+        help="cap (with --max-epochs) or effective (Muennighoff)",
+    )
+    pr.add_argument("--min-weight", help="minimum weight: one number, a,b,... or NAME=x,...,*=x")
+    pr.add_argument("--max-weight", help="maximum weight: one number, a,b,... or NAME=x,...,*=x")
+    pr.add_argument("--prior", help="the prior mixture of the KL pull (default uniform)")
+    pr.add_argument("--kl", help="strength(s) of the KL pull, comma-separated (a path)")
+    pr.add_argument("--metric-weights", help="weight of each predicted metric (default: their mean)")
+    pr.add_argument("--at", help="values of the law's other inputs: N=1e9,...")
+    pr.add_argument("--bootstrap", type=int, help="resamples of the fit's data: intervals of each weight")
+    pr.add_argument("--starts", type=int, default=8, help="starts per problem (default 8)")
+    pr.add_argument("--seed", type=int, default=0)
+    pr.add_argument("--output", help="write the proposals as CSV")
+    pr.add_argument("--plot", help="write the proposed weights against the budget as PNG")
+    pr.set_defaults(func=_propose)
     d = sub.add_parser("datasets", help="list the bundled datasets")
     d.set_defaults(func=_datasets)
     return p

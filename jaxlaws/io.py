@@ -74,10 +74,31 @@ class SavedFit:
         return np.asarray(self.law(self.params, *d.inputs))
 
     def data(self) -> pd.DataFrame:
-        """The table the fit was made on (bundled dataset or file), checked against its hash."""
+        """The table the fit was made on (bundled dataset, file or swarm), checked against its
+        hash."""
         from jaxlaws import datasets
 
         r = self.record
+        if r.get("swarm"):
+            from jaxlaws import swarm as _swarm
+
+            sw = r["swarm"]
+            if sw.get("name"):
+                table = _swarm.load(sw["name"]).frame
+            else:
+                table = _swarm.read(
+                    sw["ratios"],
+                    sw["metrics"],
+                    on=sw.get("on"),
+                    domains=sw.get("domains"),
+                    metric_columns=sw.get("metric_columns"),
+                    normalise=bool(sw.get("normalise")),
+                ).frame
+            if r.get("data_sha256") and table_hash(table) != r["data_sha256"]:
+                raise ValueError(
+                    f"the swarm {sw.get('name') or sw['ratios']} no longer matches the saved fit"
+                )
+            return table
         if r.get("dataset"):
             table = datasets.load(r["dataset"], subset=r.get("subset"))
         elif r.get("data_path"):

@@ -7,7 +7,15 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["plot_fit", "plot_isoflop", "plot_bootstrap", "plot_pools", "plot_pareto"]
+__all__ = [
+    "plot_fit",
+    "plot_isoflop",
+    "plot_bootstrap",
+    "plot_pools",
+    "plot_pareto",
+    "plot_mixture",
+    "plot_proposals",
+]
 
 
 def _figure(ncols=1, nrows=1, size=(6.0, 4.0)):
@@ -188,4 +196,156 @@ def plot_pareto(decision, names=None):
     ex.set_ylabel("predicted error")
     ex.set_title("Pareto frontier")
     ex.legend()
+    return fig
+
+
+def plot_mixture(
+    law, params, data, *, domain=None, columns=None, target=None, reference=None, at=None, max_panels=6
+):
+    """Predicted metrics against one domain's weight, with the swarm's runs.
+
+    The curve moves the weight of ``domain`` from 0 to 1 and scales the other domains of
+    ``reference`` (default: the swarm's mean mixture) to fill the rest; the dots are the
+    runs, at their own weight of the domain (their other domains differ, so they scatter
+    about the curve).
+
+    Args:
+        law, params: a fitted mixture law (an input on the simplex).
+        data: the swarm (:class:`~jaxlaws.swarm.Swarm` or the table fitted).
+        domain: the domain's column name or index (default: the first).
+        columns, target: the fit's column mapping (a swarm supplies its own).
+        reference: the mixture the other domains follow (default: the runs' mean).
+        at: values of the law's other inputs (default: their median over the runs).
+        max_panels: at most this many metrics, one panel each.
+
+    Returns:
+        A ``matplotlib.figure.Figure``.
+    """
+    from jaxlaws.data import prepare
+
+    d = prepare(law, data, columns=columns, target=target, positive_target=False)
+    mix = [n for n in law.inputs if law.domain(n).vector and "simplex" in law.domain(n).name]
+    if len(mix) != 1:
+        raise ValueError(
+            f"plot_mixture needs a law with one input on the simplex; {law.name!r} has {len(mix)}"
+        )
+    j_in = law.inputs.index(mix[0])
+    r = np.asarray(d.inputs[j_in])
+    names = d.columns[mix[0]] if isinstance(d.columns[mix[0]], list) else [f"d{i}" for i in range(r.shape[1])]
+    if domain is None:
+        j = 0
+    elif isinstance(domain, int | np.integer) and not isinstance(domain, bool):
+        j = int(domain)
+        if not 0 <= j < len(names):
+            raise ValueError(f"domain {j} is out of range: the mixture has {len(names)} domains")
+    elif domain in names:
+        j = names.index(domain)
+    else:
+        raise ValueError(f"domain {domain!r} is not one of the mixture's domains {names}")
+    ref = np.asarray(r.mean(axis=0) if reference is None else reference, np.float64)
+    if ref.shape != (r.shape[1],):
+        raise ValueError(f"reference must have one weight per domain ({r.shape[1]}), got shape {ref.shape}")
+    rest = np.delete(ref, j)
+    rest = rest / rest.sum() if rest.sum() > 0 else np.full(rest.size, 1.0 / max(rest.size, 1))
+    x = np.linspace(0.0, 1.0, 201)
+    grid = np.insert(np.outer(1.0 - x, rest), j, x, axis=1)
+    args = []
+    for i, (n, v) in enumerate(zip(law.inputs, d.inputs)):
+        if i == j_in:
+            args.append(grid)
+        else:
+            value = (at or {}).get(n, np.median(np.asarray(v, np.float64)))
+            args.append(np.full(x.size, float(value)))
+    pred = np.asarray(law(params, *args)).reshape(x.size, -1)
+    y = np.asarray(d.y).reshape(len(d), -1)
+    tcols = d.columns["target"] if isinstance(d.columns["target"], list) else [d.columns["target"]]
+    k = min(y.shape[1], max_panels)
+    ncols = min(k, 3)
+    nrows = -(-k // ncols)
+    fig, axes = _figure(ncols, nrows, size=(4.2 * ncols, 3.4 * nrows))
+    for m in range(nrows * ncols):
+        ax = axes[m // ncols, m % ncols]
+        if m >= k:
+            ax.set_visible(False)
+            continue
+        ax.scatter(r[:, j], y[:, m], s=10, color="C0", alpha=0.7, label="runs")
+        ax.plot(x, pred[:, m], color="C1", label=f"{law.name}, others as reference")
+        ax.set_xlabel(f"weight of {names[j]}")
+        ax.set_ylabel(tcols[m] if m < len(tcols) else f"metric {m}")
+        if m == 0:
+            ax.legend(fontsize="small")
+    fig.suptitle(f"{law.name}: predicted metrics against the weight of {names[j]}")
+    return fig
+
+
+def plot_proposals(proposal, *, level: float = 0.9, kl_index: int = 0, max_domains: int = 12):
+    """Proposed weights against the budget, with bootstrap intervals where there are samples.
+
+    Args:
+        proposal: a :class:`~jaxlaws.propose.MixtureProposal`.
+        level: the intervals' coverage (with bootstrap samples).
+        kl_index: which KL strength of a path to draw.
+        max_domains: draw the domains with the largest weights, at most this many.
+
+    Returns:
+        A ``matplotlib.figure.Figure``: a line per domain over the budgets (bars for one
+        budget), and the implied epochs below when unique tokens were given.
+    """
+    from jaxlaws.propose import MixtureProposal
+
+    if not isinstance(proposal, MixtureProposal):
+        raise ValueError(f"plot_proposals needs a MixtureProposal, got {type(proposal).__name__}")
+    if not 0 <= kl_index < len(proposal.kl):
+        raise ValueError(
+            f"kl_index {kl_index} is out of range: the proposal has {len(proposal.kl)} strengths"
+        )
+    w = proposal.weights[kl_index]  # (B, k)
+    order = np.argsort(-w.max(axis=0))[:max_domains]
+    samples = proposal.samples["weights"][:, kl_index] if proposal.samples is not None else None
+    if samples is not None and samples.shape[0] >= 2:
+        lo, hi = np.quantile(samples, [(1 - level) / 2, (1 + level) / 2], axis=0)
+    else:
+        lo = hi = None
+    rows = 2 if proposal.epochs is not None else 1
+    fig, axes = _figure(1, rows, size=(7.0, 3.6 * rows))
+    ax = axes[0, 0]
+    B = w.shape[0]
+    budgets = proposal.budgets
+    if B == 1:
+        pos = np.arange(order.size)
+        err = (
+            None if lo is None else np.abs(np.stack([w[0, order] - lo[0, order], hi[0, order] - w[0, order]]))
+        )
+        ax.bar(pos, w[0, order], yerr=err, color="C0", capsize=3)
+        ax.set_xticks(pos, [proposal.domains[i] for i in order], rotation=45, ha="right")
+        ax.set_ylabel("proposed weight")
+    else:
+        for c, i in enumerate(order):
+            ax.plot(budgets, w[:, i], marker="o", ms=3, color=f"C{c % 10}", label=proposal.domains[i])
+            if lo is not None:
+                ax.fill_between(budgets, lo[:, i], hi[:, i], color=f"C{c % 10}", alpha=0.2)
+        ax.set_xscale("log")
+        ax.set_xlabel("budget (tokens)")
+        ax.set_ylabel("proposed weight")
+        ax.legend(fontsize="small", ncols=2)
+    band = f", {level:.0%} bootstrap intervals" if lo is not None else ""
+    ax.set_title(f"proposed mixture (kl={proposal.kl[kl_index]:g}){band}")
+    if proposal.epochs is not None:
+        ex = axes[1, 0]
+        e = proposal.epochs[kl_index]
+        if B == 1:
+            ex.bar(np.arange(order.size), e[0, order], color="C2")
+            ex.set_xticks(
+                np.arange(order.size), [proposal.domains[i] for i in order], rotation=45, ha="right"
+            )
+        else:
+            for c, i in enumerate(order):
+                ex.plot(budgets, e[:, i], color=f"C{c % 10}")
+            ex.set_xscale("log")
+            ex.set_xlabel("budget (tokens)")
+        if proposal.max_epochs is not None:
+            ex.axhline(proposal.max_epochs, color="k", ls="--", lw=0.8, label=f"cap {proposal.max_epochs:g}")
+            ex.legend(fontsize="small")
+        ex.set_yscale("log")
+        ex.set_ylabel("implied epochs")
     return fig

@@ -283,6 +283,7 @@ class MixtureProposal:
         status: ``"converged"``, ``"max_steps"`` or ``"not_finite"`` per problem, ``(L, B)``.
         steps: solver steps of the best start; ``n_best``: starts that reached the best.
         kkt: scaled projected-gradient residual at the proposal (0 at a KKT point).
+        max_epochs: the repetition cap, if one was set.
         samples: for a bootstrap, the proposal per converged resample: a dict of
             ``weights (S, L, B, k)``, ``objective (S, L, B)``, ``status (S, L, B)`` and,
             with unique tokens, ``epochs``; else ``None``.
@@ -305,6 +306,7 @@ class MixtureProposal:
     n_best: np.ndarray
     kkt: np.ndarray
     samples: dict | None = None
+    max_epochs: float | None = None
 
     @property
     def converged(self) -> bool:
@@ -707,8 +709,13 @@ def propose_mixture(
         )
         return [np.asarray(a).reshape((n_sets, n_rep, L, B) + np.asarray(a).shape[1:]) for a in out]
 
+    def snap(w):  # the floor is for the gradients: a weight at it is reported as 0
+        w = np.where((w <= 2 * WEIGHT_FLOOR) & (lo <= 0), 0.0, w)
+        return w / w.sum(axis=-1, keepdims=True)
+
     point_set = jax.tree_util.tree_map(lambda v: v[None], point)
     w, f, metrics, steps, status, kkt, same = run(point_set, 1, has_rep)
+    w = snap(w)
     w_c, f_c = w[0, 0], f[0, 0]
     w_u, f_u = (w[0, 1], f[0, 1]) if has_rep else (w_c, f_c)
     if not np.all(np.isfinite(metrics[0, 0])):
@@ -725,7 +732,7 @@ def propose_mixture(
     )
     tol = 1e-9
     bound = np.zeros(w_c.shape, np.int8)
-    bound[np.abs(w_c - np.maximum(lo, WEIGHT_FLOOR)) <= tol] = -1
+    bound[np.abs(w_c - lo) <= tol] = -1
     bound[np.abs(w_c - hi) <= tol] = 1
     bound[(np.abs(w_c - hi_cap[None]) <= tol) & (hi_cap[None] < hi)] = 2
     status_names = np.asarray(STATUS)[status[0, 0]]
@@ -734,6 +741,7 @@ def propose_mixture(
     if samples is not None:
         S = int(np.asarray(samples[0]).shape[0])
         ws, fs, _, _, st, _, _ = run(samples, S, False)
+        ws = snap(ws)
         sample_out = {
             "weights": ws[:, 0],
             "objective": fs[:, 0],
@@ -763,6 +771,7 @@ def propose_mixture(
         n_best=same[0, 0],
         kkt=kkt[0, 0],
         samples=sample_out,
+        max_epochs=None if max_epochs is None else float(max_epochs),
     )
 
 

@@ -40,7 +40,8 @@ class Swarm:
 
     Attributes:
         frame: the joined table: the run id, the proportions, the metrics, then any other
-            columns (model size, tokens...).
+            columns (model size, tokens...); its index is the run id (so that a fit's
+            messages name the run), or the line in a single file without one.
         domains: the proportions' columns, in order.
         metrics: the metrics' columns, in order.
         on: the run-id column (``None`` for a single table without one).
@@ -343,6 +344,10 @@ def _checked(frame, dom, met, on, where, normalise) -> Swarm:
             f"{where}: domain(s) {empty} have proportion 0 in every run: a law cannot learn what they do; "
             "leave them out with domains="
         )
+    frame = frame.copy()
+    frame.index = (
+        pd.Index(frame[on].tolist(), name="run") if on else pd.RangeIndex(2, len(frame) + 2, name="line")
+    )
     return Swarm(frame=frame, domains=tuple(dom), metrics=tuple(met), on=on, source=where)
 
 
