@@ -112,7 +112,9 @@ def _read_table(path: str):
     return table
 
 
-def _starts(text: str):
+def _starts(text: str | None):
+    if text is None:
+        return None
     if text in ("grid", "init"):
         return text
     try:
@@ -278,6 +280,8 @@ def _fit(args) -> int:
         devices=args.devices,
         max_steps=args.max_steps,
     )
+    if args.starts is None:  # the law's published grid, else random starts from its ranges
+        args.starts = "grid" if jaxlaws.laws.get(law).start_grid is not None else None
     if args.group_by:
         return _fit_groups(args, table, law, common)
     with warnings.catch_warnings(record=True) as caught:
@@ -714,7 +718,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--objective", default="huber", help="huber (default), huber_linear, sse, sse_log, huber_likelihood"
     )
     f.add_argument("--delta", type=float, default=1e-3, help="Huber threshold (default 1e-3)")
-    f.add_argument("--starts", default="grid", help="grid (default), init, or a number of random starts")
+    f.add_argument(
+        "--starts",
+        help="grid, init, or a number of random starts (default: the law's published grid, else 64 random "
+        "starts from the ranges declared with its constraints)",
+    )
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--max-steps", type=int, default=500, help="solver steps per start at most (default 500)")
     f.add_argument("--init", help="JSON object of starting or frozen parameter values")

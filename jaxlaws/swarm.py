@@ -202,9 +202,10 @@ def read(
         on: the run-id column (default: the one column the two tables share, or one named
             as in :data:`ID_COLUMNS`).
         domains: the proportions' columns (names or a glob; default: every numeric column of
-            ``ratios`` but the id).
+            ``ratios`` but the id columns: ``on``, the names of :data:`ID_COLUMNS` and a
+            written pandas index).
         metric_columns: the metrics' columns (names or a glob; default: every numeric column
-            of ``metrics`` but the id).
+            of ``metrics`` but the id columns).
         normalise: rescale rows whose proportions sum within :data:`RENORMALISE_ATOL` of one
             (proportions printed rounded); off by default, so that a wrong column is an error.
 
@@ -252,8 +253,10 @@ def read(
     _unique_ids(m, key, mp)
 
     def default(frame, where):
-        others = [c for c in frame.columns if c != key]
-        numeric = [c for c in others if pd.api.types.is_numeric_dtype(frame[c])]
+        others = [c for c in frame.columns if c != key and not _is_id(c)]
+        # a column of numbers, or of numbers with a typo in it (so the typo is an error, not a
+        # column silently left out); a column of names has no number in it
+        numeric = [c for c in others if pd.to_numeric(frame[c], errors="coerce").notna().any()]
         if not numeric:
             raise ValueError(f"{where} has no numeric column besides the run id {key!r}")
         return numeric
@@ -294,6 +297,11 @@ def read(
     return _checked(joined.reset_index(drop=True), dom, met, key, f"{rp} + {mp}", normalise)
 
 
+def _is_id(column: str) -> bool:
+    """An id column, not data: a name of :data:`ID_COLUMNS`, or pandas' unnamed index."""
+    return column.strip().lower() in ID_COLUMNS or column.startswith("Unnamed:") or not column.strip()
+
+
 def _unique_ids(frame: pd.DataFrame, key: str, where: str) -> None:
     ids = frame[key]
     if ids.isna().any():
@@ -313,12 +321,12 @@ def _checked(frame, dom, met, on, where, normalise) -> Swarm:
         if bad.any():
             i, j = np.argwhere(bad)[0]
             raise ValueError(
-                f"{where}: column {cols[j]!r}, {_run(frame, i, on)}: {what} {arr[i, j]!r} is not finite"
+                f"{where}: column {cols[j]!r}, {_run(frame, i, on)}: {what} {float(arr[i, j])!r} is not finite"
             )
     if (r < 0).any():
         i, j = np.argwhere(r < 0)[0]
         raise ValueError(
-            f"{where}: column {dom[j]!r}, {_run(frame, i, on)}: proportion {r[i, j]!r} is negative"
+            f"{where}: column {dom[j]!r}, {_run(frame, i, on)}: proportion {float(r[i, j])!r} is negative"
         )
     sums = r.sum(axis=1)
     off = np.abs(sums - 1.0) > SUM_ATOL
