@@ -261,6 +261,58 @@ def mixing_data(n=40):
     return pd.DataFrame(table)
 
 
+# --- Ge et al. 2024: BiMix, 4 domains, proportion and steps -------------------------------
+
+BIMIX_TRUTH = jaxlaws.laws.BiMixParams(
+    alpha=np.array([0.12, 0.25, 0.08, 0.18]),
+    B=np.array([6.0, 9.0, 4.0, 7.5]),
+    beta=np.array([0.35, 0.45, 0.3, 0.4]),
+    C=np.array([1.9, 1.2, 2.4, 1.6]),
+)
+BIMIX_DOMAINS = ("web", "code", "books", "papers")
+
+
+def bimix_data(n_mix=20):
+    """20 mixtures (every proportion at least 0.02) each evaluated at 5 step counts."""
+    rng = np.random.default_rng(31)
+    r = rng.dirichlet(np.full(4, 2.0), n_mix)
+    r = (r + 0.02) / (1 + 0.08)
+    steps = np.array([1e3, 2e3, 5e3, 1e4, 2e4])
+    R, S = np.repeat(r, steps.size, axis=0), np.tile(steps, n_mix)
+    loss = np.asarray(jaxlaws.laws.bimix(BIMIX_TRUTH, R, S)) * np.exp(rng.normal(0, 0.003, R.shape))
+    table = {f"r_{d}": R[:, j] for j, d in enumerate(BIMIX_DOMAINS)} | {"s": S}
+    table.update({f"loss_{d}": loss[:, j] for j, d in enumerate(BIMIX_DOMAINS)})
+    return pd.DataFrame(table)
+
+
+# --- Shukor et al. 2025: additive law in N, D and the mixture, 3 domains, 2 targets ------
+
+ADDITIVE_TRUTH = jaxlaws.laws.MixtureAdditiveParams(
+    E=np.array([1.8, 2.1]),
+    A=np.array([400.0, 300.0]),
+    alpha=np.array([0.32, 0.3]),
+    B=np.array([900.0, 1200.0]),
+    beta=np.array([0.3, 0.33]),
+    C=np.array([[2.0, 1.0, 0.5], [0.6, 2.5, 0.8]]),
+    gamma=np.array([[0.4, 0.3, 0.2], [0.25, 0.45, 0.3]]),
+)
+
+
+def additive_data():
+    """3 model sizes x 3 token counts x 10 mixtures (some with a domain at zero)."""
+    rng = np.random.default_rng(32)
+    h = rng.dirichlet(np.ones(3), 10)
+    h[:3, 2] = 0.0
+    h = h / h.sum(axis=1, keepdims=True)
+    N, D = np.array([1e8, 3e8, 1e9]), np.array([2e9, 1e10, 5e10])
+    NN, DD, HH = (a.reshape(-1, *a.shape[3:]) for a in np.meshgrid(N, D, np.arange(10), indexing="ij"))
+    H = h[HH.astype(int)]
+    loss = np.asarray(jaxlaws.laws.mixture_additive(ADDITIVE_TRUTH, NN, DD, H))
+    loss = loss * np.exp(rng.normal(0, 0.003, loss.shape))
+    table = {"N": NN, "D": DD} | {f"h_{j}": H[:, j] for j in range(3)}
+    return pd.DataFrame(table | {"loss_a": loss[:, 0], "loss_b": loss[:, 1]})
+
+
 # --- Caballero et al. 2022: broken power law with one break -------------------------------
 
 
@@ -349,6 +401,20 @@ CASES: tuple[Case, ...] = (
         mixing_data,
         {"columns": {"r": "r_*"}, "target": "loss_*"},
         "synthetic from Ye et al.'s fit, 40 mixtures with zeros",
+    ),
+    Case(
+        "BiMix, 4 domains",
+        jaxlaws.laws.BIMIX,
+        bimix_data,
+        {"columns": {"r": "r_*"}, "target": "loss_*"},
+        "synthetic, 20 mixtures x 5 step counts",
+    ),
+    Case(
+        "mixture additive (Shukor et al.)",
+        jaxlaws.laws.MIXTURE_ADDITIVE,
+        additive_data,
+        {"columns": {"h": "h_*"}, "target": "loss_*"},
+        "synthetic, 3 N x 3 D x 10 mixtures, zeros in the mixture",
     ),
     Case("broken power law", BROKEN, broken_data, {}, "synthetic, 40 points"),
     Case("power law + offset, 8 points", POWER, power_data, {}, "synthetic, 8 points"),

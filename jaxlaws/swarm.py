@@ -321,7 +321,8 @@ def _checked(frame, dom, met, on, where, normalise) -> Swarm:
         if bad.any():
             i, j = np.argwhere(bad)[0]
             raise ValueError(
-                f"{where}: column {cols[j]!r}, {_run(frame, i, on)}: {what} {float(arr[i, j])!r} is not finite"
+                f"{where}: column {cols[j]!r}, {_run(frame, i, on)}: "
+                f"{what} {float(arr[i, j])!r} is not finite"
             )
     if (r < 0).any():
         i, j = np.argwhere(r < 0)[0]

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import jax.numpy as jnp
+import numpy as np
 
 from jaxlaws import _constraints as C
 from jaxlaws.laws._law import Law
@@ -80,6 +81,11 @@ def mixing_exp(params: MixingExpParams, r):
     the law is fitted in the identifiable form ``(c, t')``
     (:meth:`MixingExpParams.from_paper` converts the paper's values).
 
+    The authors fit each output separately by L-BFGS on the summed Huber loss of the raw
+    losses with ``delta = 0.05`` (``objective="huber_linear", delta=0.05`` here) from the
+    grid of :data:`MIXING_EXP`'s ``start_grid``; jaxlaws' default objective is Huber on log
+    losses, as for the other laws.
+
     Args:
         params: :class:`MixingExpParams`.
         r: proportions, shape ``(n, k)`` (rows on the simplex).
@@ -99,22 +105,32 @@ MIXING_EXP = Law(
     domains={"r": "simplex"},
     shapes={"c": ("outputs",), "t": ("outputs", "r")},
     constraints=MixingExpParams(c=C.nonnegative.within(0.0, 5.0), t=C.real.within(-10.0, 5.0)),
+    # Ye et al.'s grid (mix_5_domains.ipynb): log c in linspace(-2, 1.5, 10) x log k in
+    # linspace(-10, 1, 20), every t_ij from U[0, 0.1) (here its mean 0.05), in the
+    # identifiable form t' = t + log k; the authors' 30 random draws of t per grid point
+    # only jitter t by 0.1 and are left out.
+    start_grid=(
+        tuple(float(v) for v in np.exp(np.linspace(-2.0, 1.5, 10))),
+        tuple(float(v) + 0.05 for v in np.linspace(-10.0, 1.0, 20)),
+    ),
     reference=YE_REFERENCE,
 )
 
 #: Ye et al.'s fit for 5 Pile domains (academic, prose, dialogue, symbolic, internet), from
-#: their repository (yegcjs/mixinglaws, ``mix_5_domains.ipynb``): per output domain
-#: ``log c``, ``log k`` and ``t`` over the 5 training domains.
+#: their repository (yegcjs/mixinglaws @ c58d349, ``mix_5_domains.ipynb``, 70M models at step
+#: 30000, printed to 4 decimals): per output domain ``log c``,
+#: ``log k`` and ``t`` over the 5 training domains (each row's most negative ``t`` is its own
+#: domain). The runs' data there carries no licence, so it is not bundled.
 YE_PILE5 = {
     "domains": ("academic", "prose", "dialogue", "symbolic", "internet"),
-    "log_c": (0.975, 1.262, 1.138, 0.475, 1.240),
-    "log_k": (-2.139, -2.166, -7.102, -3.655, -1.951),
+    "log_c": (0.9750, 1.2624, 1.1375, 0.4750, 1.2402),
+    "log_k": (-2.1391, -2.1656, -7.1017, -3.6546, -1.9510),
     "t": (
-        (-10.09, 2.71, 2.71, 2.61, 1.59),
-        (1.39, -4.68, 0.79, 1.87, 0.57),
-        (6.71, 6.26, -31.86, 6.64, 6.21),
-        (3.33, 3.67, 3.11, -16.42, 3.16),
-        (1.19, 0.87, -0.52, 1.71, -3.09),
+        (-10.0864, 2.7140, 2.7106, 2.6083, 1.5866),
+        (1.3930, -4.6811, 0.7855, 1.8719, 0.5734),
+        (6.7135, 6.2643, -31.8621, 6.6423, 6.2053),
+        (3.3289, 3.6705, 3.1127, -16.4217, 3.1591),
+        (1.1897, 0.8697, -0.5184, 1.7122, -3.0870),
     ),
 }
 
