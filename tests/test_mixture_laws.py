@@ -39,7 +39,7 @@ def test_ye_published_fit_is_recovered_with_the_authors_protocol():
     np.testing.assert_allclose(res.params.c, YE.c, rtol=0.03)
     r = df.filter(like="r_").to_numpy()
     np.testing.assert_allclose(
-        jaxlaws.laws.mixing_exp(res.params, r), jaxlaws.laws.mixing_exp(YE, r), rtol=3e-3
+        jaxlaws.laws.mixing_exp(res.params, r), jaxlaws.laws.mixing_exp(YE, r), rtol=5e-3
     )
     # each output's most negative exponent is its own domain, as in the published fit
     assert list(np.argmin(np.asarray(res.params.t), axis=1)) == [0, 1, 2, 3, 4]
