@@ -8,7 +8,8 @@ is no higher than scipy's at tight tolerances from the same starts.
 
 Public tables (``jaxlaws.datasets``): ``datablations-c4`` (Apache-2.0, Muennighoff et al.
 2023), ``gadre-overtraining`` (MIT, Gadre et al. 2024) and ``chinchilla-epoch`` (Epoch AI's
-reading of Hoffmann et al.'s figure; no licence stated, numbers only).
+reading of Hoffmann et al.'s figure; no licence stated, numbers only); the swarm
+``olmix-dclm`` (``jaxlaws.swarm``, Apache-2.0, allenai/olmix).
 """
 
 from __future__ import annotations
@@ -401,6 +402,13 @@ CASES: tuple[Case, ...] = (
         mixing_data,
         {"columns": {"r": "r_*"}, "target": "loss_*"},
         "synthetic from Ye et al.'s fit, 40 mixtures with zeros",
+    ),
+    Case(
+        "mixing_exp on olmix-dclm, 24 domains, hellaswag",
+        jaxlaws.laws.MIXING_EXP,
+        lambda: jaxlaws.swarm.load("olmix-dclm", metrics=["hellaswag:rc::olmes"]),
+        {},
+        "allenai/olmix DCLM swarm, 127 runs (Apache-2.0)",
     ),
     Case(
         "BiMix, 4 domains",

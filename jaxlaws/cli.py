@@ -654,6 +654,8 @@ def _datasets(args) -> int:
         info = jaxlaws.datasets.info(name)
         n = len(jaxlaws.datasets.load(name))
         print(f"{name:<20} {n:>4} rows  law {info.law:<18} {info.citation}")
+    for name, b in jaxlaws.swarm.BUNDLED.items():
+        print(f"{name:<20} swarm (fit --swarm {name})  {b['description']}")
     return 0
 
 

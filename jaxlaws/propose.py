@@ -505,7 +505,7 @@ def propose_mixture(
 
     Example:
         >>> import jaxlaws
-        >>> swarm = jaxlaws.swarm.load("regmix-1m")            # doctest: +SKIP
+        >>> swarm = jaxlaws.swarm.load("olmix-dclm", metrics="hellaswag*")  # doctest: +SKIP
         >>> res = jaxlaws.fit("mixing_exp", swarm)              # doctest: +SKIP
         >>> jaxlaws.propose_mixture(res, budgets=[1e9, 1e10], unique_tokens=U, max_epochs=4)  # doctest: +SKIP
     """

@@ -9,7 +9,9 @@ value. A :class:`Swarm` is given to :func:`jaxlaws.fit` as the data: the law's i
 simplex reads the proportions and its target the metrics.
 
 >>> import jaxlaws
->>> swarm = jaxlaws.swarm.load("regmix-1m")                    # doctest: +SKIP
+>>> swarm = jaxlaws.swarm.load("olmix-dclm", metrics=["hellaswag:rc::olmes", "arc_easy:rc::olmes"])
+>>> len(swarm), len(swarm.domains), swarm.metrics
+(127, 24, ('hellaswag:rc::olmes', 'arc_easy:rc::olmes'))
 >>> res = jaxlaws.fit("mixing_exp", swarm)                     # doctest: +SKIP
 """
 
@@ -142,7 +144,9 @@ def _pick(spec, available: list[str], role: str, where: str) -> list[str]:
     return out
 
 
-def _numeric(frame: pd.DataFrame, cols: list[str], where: str, on: str | None) -> None:
+def _numeric(frame: pd.DataFrame, cols: list[str], where: str, on: str | None) -> pd.DataFrame:
+    """``frame`` with ``cols`` as float64; one line naming column, run and value otherwise."""
+    converted = {}
     for c in cols:
         v = pd.to_numeric(frame[c], errors="coerce")
         bad = v.isna() & frame[c].notna()
@@ -155,7 +159,9 @@ def _numeric(frame: pd.DataFrame, cols: list[str], where: str, on: str | None) -
         if miss.any():
             i = int(np.argmax(miss.to_numpy()))
             raise ValueError(f"{where}: column {c!r}, {_run(frame, i, on)}: the value is missing")
-        frame[c] = v.astype(np.float64)
+        converted[c] = v.astype(np.float64)
+    rest = frame.drop(columns=cols)
+    return pd.concat([rest, pd.DataFrame(converted, index=frame.index)], axis=1)[list(frame.columns)]
 
 
 def _run(frame: pd.DataFrame, i: int, on: str | None) -> str:
@@ -236,7 +242,7 @@ def read(
             raise ValueError(f"{where}: columns {both} are named as both domains and metrics")
         if on is not None and on not in cols:
             raise ValueError(f"{where} has no run-id column {on!r}; its columns are {cols}")
-        _numeric(frame, dom + met, where, on)
+        frame = _numeric(frame, dom + met, where, on)
         if on is not None:
             _unique_ids(frame, on, where)
         lead = ([on] if on else []) + dom + met
@@ -274,8 +280,8 @@ def read(
     clash = sorted(set(dom) & set(met))
     if clash:
         raise ValueError(f"{rp} and {mp} both have columns {clash}: name the metrics with metric_columns=")
-    _numeric(r, dom, rp, key)
-    _numeric(m, met, mp, key)
+    r = _numeric(r, dom, rp, key)
+    m = _numeric(m, met, mp, key)
     rid = r[key].astype(str)
     mid = m[key].astype(str)
     only_r = r[~rid.isin(set(mid))][key].tolist()
@@ -360,12 +366,25 @@ def _checked(frame, dom, met, on, where, normalise) -> Swarm:
     return Swarm(frame=frame, domains=tuple(dom), metrics=tuple(met), on=on, source=where)
 
 
-#: Swarms bundled with jaxlaws: name -> (ratios file, metrics file, on, description).
-BUNDLED: dict[str, dict] = {}
+#: Swarms bundled with jaxlaws (files under ``jaxlaws/datasets/data``; sources and licences
+#: in its ``SOURCES.md``).
+BUNDLED: dict[str, dict] = {
+    "olmix-dclm": {
+        "ratios": "olmix_dclm_ratios.csv",
+        "metrics": "olmix_dclm_metrics.csv",
+        "on": "run",
+        "description": (
+            "allenai/olmix's DCLM swarm: 127 runs of 30M-parameter OLMo proxies (5x Chinchilla "
+            "tokens) on mixtures of DCLM's 24 topic domains, 110 metrics each (bits per byte, lower "
+            "is better). Apache-2.0."
+        ),
+    },
+}
 
 
 def load(name: str, *, metrics=None) -> Swarm:
-    """A swarm bundled with jaxlaws (``jaxlaws.datasets.info(name)`` says where it is from).
+    """A swarm bundled with jaxlaws: ``"olmix-dclm"`` (see :data:`BUNDLED`; sources and
+    licences in ``jaxlaws/datasets/data/SOURCES.md``).
 
     Args:
         name: the swarm's name (see :data:`BUNDLED`).

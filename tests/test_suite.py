@@ -20,7 +20,12 @@ import suite  # noqa: E402
 
 #: starts per law: 64 as in the benchmark; 16 for the mixture laws (16 to 30 parameters),
 #: whose tight-tolerance scipy runs from 64 starts take one to two minutes each
-STARTS = {"mixing, 5 domains x 5 outputs": 16, "BiMix, 4 domains": 16, "mixture additive (Shukor et al.)": 16}
+STARTS = {
+    "mixing, 5 domains x 5 outputs": 16,
+    "mixing_exp on olmix-dclm, 24 domains, hellaswag": 16,
+    "BiMix, 4 domains": 16,
+    "mixture additive (Shukor et al.)": 16,
+}
 
 
 @pytest.mark.parametrize("case", suite.CASES, ids=[c.name for c in suite.CASES])
