@@ -617,7 +617,9 @@ def _propose(args) -> int:
             delta=saved.record.get("delta", 1e-3),
             starts=16,
         )
-    prop = jaxlaws.propose_mixture(model, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", jaxlaws.ConvergenceWarning)  # counted below, once
+        prop = jaxlaws.propose_mixture(model, **kw)
     table = prop.frame()
     if args.bootstrap:
         iv = prop.interval(0.9)

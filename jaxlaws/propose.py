@@ -503,6 +503,9 @@ def propose_mixture(
             no mixture satisfies (naming the budget); a prior off the simplex; a proposal
             whose predicted metrics are not finite.
 
+    Warns:
+        ConvergenceWarning: a proposal whose best start did not reach a KKT point.
+
     Example:
         >>> import jaxlaws
         >>> swarm = jaxlaws.swarm.load("olmix-dclm", metrics="hellaswag*")  # doctest: +SKIP
@@ -736,6 +739,18 @@ def propose_mixture(
     bound[np.abs(w_c - hi) <= tol] = 1
     bound[(np.abs(w_c - hi_cap[None]) <= tol) & (hi_cap[None] < hi)] = 2
     status_names = np.asarray(STATUS)[status[0, 0]]
+    if np.any(status_names != "converged"):
+        import warnings
+
+        from jaxlaws.fit import ConvergenceWarning
+
+        off = status_names[status_names != "converged"]
+        warnings.warn(
+            f"{off.size} of {status_names.size} proposals did not converge (status {off[0]}): "
+            "see MixtureProposal.status; raise max_steps or check the law",
+            ConvergenceWarning,
+            stacklevel=2,
+        )
 
     sample_out = None
     if samples is not None:

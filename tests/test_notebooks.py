@@ -1,4 +1,4 @@
-"""The three notebooks run top to bottom (small settings, CPU), executed by nbclient."""
+"""The four notebooks run top to bottom (small settings, CPU), executed by nbclient."""
 
 import os
 import pathlib
@@ -10,11 +10,12 @@ from nbclient import NotebookClient
 NOTEBOOKS = sorted((pathlib.Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
 
 
-def test_there_are_three_notebooks():
+def test_there_are_four_notebooks():
     assert [p.stem for p in NOTEBOOKS] == [
         "01_chinchilla_replication",
         "02_data_constrained",
         "03_data_filtering",
+        "04_data_mixtures",
     ]
 
 

@@ -252,3 +252,11 @@ def test_a_fit_of_a_swarm_names_the_domains_and_metrics():
     # only loss_x counts: its best domain (t = -2) takes everything
     assert prop.weights[0, 0, 0] > 0.99
     jax.block_until_ready(prop.weights)
+
+
+def test_a_proposal_that_did_not_converge_says_so():
+    params, unique, budgets = bench_propose.problem(10)
+    with pytest.warns(jaxlaws.ConvergenceWarning, match="proposals did not converge"):
+        prop = jaxlaws.propose_mixture(MIXING_EXP, params, budgets=budgets[:3], max_steps=1)
+    assert not prop.converged
+    assert set(prop.status.ravel()) <= {"converged", "max_steps"} and "max_steps" in set(prop.status.ravel())
