@@ -260,3 +260,15 @@ def test_a_proposal_that_did_not_converge_says_so():
         prop = jaxlaws.propose_mixture(MIXING_EXP, params, budgets=budgets[:3], max_steps=1)
     assert not prop.converged
     assert set(prop.status.ravel()) <= {"converged", "max_steps"} and "max_steps" in set(prop.status.ravel())
+
+
+def test_a_users_mixture_law_proposes_as_the_built_in_one():
+    """The suite's ten-line law (benchmarks/suite.py, k absorbed into t as in MIXING_EXP)."""
+    import suite
+
+    params, unique, budgets = bench_propose.problem(5)
+    kw = dict(budgets=budgets[::5], unique_tokens=unique, max_epochs=4.0)
+    mine = jaxlaws.propose_mixture(suite.MIXING, suite.MixingParams(c=params.c, t=params.t), **kw)
+    ours = jaxlaws.propose_mixture(MIXING_EXP, params, **kw)
+    np.testing.assert_allclose(mine.objective, ours.objective, rtol=1e-13)
+    np.testing.assert_allclose(mine.weights, ours.weights, atol=1e-9)
