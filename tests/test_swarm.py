@@ -110,11 +110,18 @@ def test_an_unknown_bundled_swarm_is_named():
         jaxlaws.swarm.load("nope")
 
 
-def test_cli_fits_a_swarm_from_two_files_and_proposes(tmp_path, capsys):
+@pytest.fixture
+def swarm_files(tmp_path):
+    """The swarm of ``_tables`` as two CSV files: ``(ratios, metrics)``."""
     ratios, metrics = _tables()
     rp, mp = tmp_path / "ratios.csv", tmp_path / "metrics.csv"
     ratios.to_csv(rp, index=False)
     metrics.to_csv(mp, index=False)
+    return rp, mp
+
+
+def test_cli_fits_a_swarm_from_two_files_and_proposes(tmp_path, capsys, swarm_files):
+    rp, mp = swarm_files
     out = tmp_path / "mix.json"
     argv = ["fit", "--law", "mixing_exp", "--ratios", str(rp), "--metrics", str(mp), "--starts", "16"]
     assert main([*argv, "--output", str(out)]) == 0
@@ -156,11 +163,8 @@ def test_cli_fits_a_swarm_from_two_files_and_proposes(tmp_path, capsys):
         (["--group-by", "name"], "--group-by is for --data tables"),
     ],
 )
-def test_cli_swarm_mistakes_are_one_line(tmp_path, capsys, extra, message):
-    ratios, metrics = _tables()
-    rp, mp = tmp_path / "ratios.csv", tmp_path / "metrics.csv"
-    ratios.to_csv(rp, index=False)
-    metrics.to_csv(mp, index=False)
+def test_cli_swarm_mistakes_are_one_line(capsys, swarm_files, extra, message):
+    rp, mp = swarm_files
     extra = [e.replace("{rp}", str(rp)) for e in extra]
     code = main(["fit", "--law", "mixing_exp", "--ratios", str(rp), "--metrics", str(mp), *extra])
     err = capsys.readouterr().err
@@ -187,11 +191,8 @@ def test_cli_swarm_mistakes_are_one_line(tmp_path, capsys, extra, message):
         (["--bootstrap", "1"], "--bootstrap needs at least 2"),
     ],
 )
-def test_cli_propose_mistakes_are_one_line(tmp_path, capsys, extra, message):
-    ratios, metrics = _tables()
-    rp, mp = tmp_path / "ratios.csv", tmp_path / "metrics.csv"
-    ratios.to_csv(rp, index=False)
-    metrics.to_csv(mp, index=False)
+def test_cli_propose_mistakes_are_one_line(tmp_path, capsys, swarm_files, extra, message):
+    rp, mp = swarm_files
     out = tmp_path / "mix.json"
     assert (
         main(["fit", "--law", "mixing_exp", "--ratios", str(rp), "--metrics", str(mp), "--output", str(out)])
