@@ -232,6 +232,19 @@ def fit(
         frozen=frozen,
         output_weights=output_weights,
     )
+    if _separable(prob):
+        return _fit_separable(
+            prob,
+            data,
+            columns=columns,
+            starts=starts,
+            seed=seed,
+            ftol=ftol,
+            polish=polish,
+            screen_steps=screen_steps,
+            max_steps=max_steps,
+            basin_rtol=basin_rtol,
+        )
     x0s = make_starts(prob.law, prob.layout, starts, seed=seed, init=prob.init)
     sol = prob.solve(
         x0s,
@@ -283,6 +296,102 @@ def _result(prob: Problem, sol: solvers.TableSolution, basin_rtol: float) -> Fit
         n_points=len(prob.data),
         columns=dict(prob.data.columns),
         diagnostics=diagnostics,
+        x=x,
+    )
+
+
+def _separable(prob: Problem) -> bool:
+    """Whether the fit splits into one independent fit per output: a law whose every
+    parameter has one row per output (declared ``shapes`` starting with ``"outputs"``, as
+    the mixture laws), several outputs, nothing frozen or given as ``init``, and no
+    nuisance parameter shared by the outputs."""
+    shapes = dict(prob.law.shapes)
+    return (
+        prob.data.n_outputs > 1
+        and not prob.objective.extra
+        and prob.init is None
+        and all(prob.layout.free)
+        and all(shapes.get(n, ())[:1] == ("outputs",) for n in prob.law.param_names)
+    )
+
+
+def _fit_separable(
+    prob: Problem, data, *, columns, starts, seed, ftol, polish, screen_steps, max_steps, basin_rtol
+):
+    """One fit per output, all in one compiled call (one table per output column): each
+    output ranks and polishes its own starts, so an output is not held back by a start that
+    is good for the others; the result is assembled as one fit."""
+    import jax
+    import jax.numpy as jnp
+
+    from jaxlaws import problem as _problem
+
+    tcols = list(prob.data.columns["target"])
+    sub = setup(
+        prob.law, data, columns=columns, target=[tcols[0]], objective=prob.objective.name, delta=prob.delta
+    )
+    x0s = make_starts(sub.law, sub.layout, starts, seed=seed, init=None)
+    inputs, _, w, _, frozen_values, delta = sub.args()
+    m = len(tcols)
+    y = jnp.asarray(np.asarray(prob.data.y, np.float64).T[:, :, None])  # (outputs, rows, 1)
+    plan = sub.plan(
+        x0s.shape[0], m, polish=polish, screen_steps=screen_steps, max_steps=max_steps, keep_hessian=True
+    )
+    args = (jnp.asarray(x0s), inputs, y, w, jnp.ones(1), frozen_values, delta, jnp.asarray(np.float64(ftol)))
+    sol = jax.device_get(_problem.solve(*args, **sub.static(plan, (False, True, False))))
+    f = np.asarray(sol.f)  # (outputs, starts)
+    if not np.isfinite(f).any(axis=1).all():
+        k = int(np.argmin(np.isfinite(f).any(axis=1)))
+        raise ValueError(
+            f"no start gave a finite objective for output {tcols[k]!r} of law {prob.law.name!r}: check the "
+            "data's scale, the objective (log objectives need a positive target) and the starts"
+        )
+    fo = np.where(np.isfinite(f), f, np.inf)
+    best = np.argmin(fo, axis=1)
+    codes = np.asarray(sol.status)
+    ow = np.asarray(prob.output_weights, np.float64)
+
+    def combine(xs):  # per-output optimiser coordinates (outputs, P_sub) -> the full x
+        return np.concatenate([xs[:, sl].ravel() for _, _, _, sl in sub.layout.free_fields()])
+
+    xs = np.asarray(sol.x)  # (outputs, starts, P_sub)
+    x = combine(xs[np.arange(m), best])
+    fields, _ = prob.layout.unpack(x, ())
+    params = prob.law.params(*(np.asarray(v) for v in fields))
+    status_best = codes[np.arange(m), best]
+    bad = np.flatnonzero(status_best != solvers.CONVERGED)
+    status = solvers.STATUS_NAMES[int(status_best[bad[0]])] if bad.size else "converged"
+    # the starts: start s's parameters on every output, its joint objective, its worst status
+    joint_f = (ow[:, None] * f).sum(axis=0)
+    joint_x = np.stack([combine(xs[:, s]) for s in range(xs.shape[1])])
+    worst = np.where((codes != solvers.CONVERGED).any(axis=0), codes.max(axis=0), solvers.CONVERGED)
+    table = _starts_table(prob.layout, joint_x, joint_f, np.asarray(sol.steps).max(axis=0), worst)
+    conv = codes == solvers.CONVERGED
+    fb = fo[np.arange(m), best][:, None]
+    in_basin = conv & (np.abs(f - fb) <= basin_rtol * np.abs(fb) + 1e-300)
+    diagnostics = []
+    for k in range(m):
+        H = np.asarray(sol.H[k, best[k]]) if len(sol.H) else None
+        for msg in _diagnose(sub, xs[k, best[k]], solvers.STATUS_NAMES[int(status_best[k])], H):
+            diagnostics.append(f"output {tcols[k]!r}: {msg}")
+    for msg in diagnostics:
+        warnings.warn(msg, ConvergenceWarning, stacklevel=3)
+    return FitResult(
+        law=prob.law,
+        params=params,
+        value=float((ow * fo[np.arange(m), best]).sum()),
+        objective=prob.objective.name,
+        delta=prob.delta,
+        extra={},
+        status=status,
+        starts=table,
+        basins=basins(table, basin_rtol),
+        n_best_basin=int(in_basin.sum(axis=1).min()),
+        n_polished=int(np.asarray(sol.polished).max()),
+        frozen=(),
+        n_points=len(prob.data),
+        columns=dict(prob.data.columns),
+        diagnostics=tuple(diagnostics),
         x=x,
     )
 

@@ -712,13 +712,21 @@ def propose_mixture(
         )
         return [np.asarray(a).reshape((n_sets, n_rep, L, B) + np.asarray(a).shape[1:]) for a in out]
 
-    def snap(w):  # the floor is for the gradients: a weight at it is reported as 0
-        w = np.where((w <= 2 * WEIGHT_FLOOR) & (lo <= 0), 0.0, w)
-        return w / w.sum(axis=-1, keepdims=True)
+    def snap(w, upper):
+        """The floor is for the gradients: a weight at it is reported as 0, its mass given to
+        the weight with the most room below its maximum (so no bound is crossed)."""
+        at_floor = (w <= 2 * WEIGHT_FLOOR) & (lo <= 0)
+        freed = np.where(at_floor, w, 0.0).sum(axis=-1, keepdims=True)
+        w = np.where(at_floor, 0.0, w)
+        room = np.broadcast_to(upper, w.shape) - w
+        j = np.argmax(room, axis=-1)[..., None]
+        np.put_along_axis(w, j, np.take_along_axis(w, j, axis=-1) + freed, axis=-1)
+        return w
 
+    upper = np.stack([hi_cap, np.broadcast_to(hi, (B, k))])[:, None]  # (capped/uncapped, 1, B, k)
     point_set = jax.tree_util.tree_map(lambda v: v[None], point)
     w, f, metrics, steps, status, kkt, same = run(point_set, 1, has_rep)
-    w = snap(w)
+    w = snap(w, upper[: w.shape[1]][None])
     w_c, f_c = w[0, 0], f[0, 0]
     w_u, f_u = (w[0, 1], f[0, 1]) if has_rep else (w_c, f_c)
     if not np.all(np.isfinite(metrics[0, 0])):
@@ -756,7 +764,7 @@ def propose_mixture(
     if samples is not None:
         S = int(np.asarray(samples[0]).shape[0])
         ws, fs, _, _, st, _, _ = run(samples, S, False)
-        ws = snap(ws)
+        ws = snap(ws, upper[:1][None])
         sample_out = {
             "weights": ws[:, 0],
             "objective": fs[:, 0],
