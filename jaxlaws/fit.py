@@ -156,7 +156,11 @@ def fit(
     With ``polish="adaptive"`` a round of 8 starts is polished, then 16, 32, ... until the
     best objective is reached by at least two starts and a wider round finds nothing lower.
     All starts run in one batched, JIT-compiled call; bounds declared with the law's
-    constraints are closed, so a parameter may sit at its limit.
+    constraints are closed, so a parameter may sit at its limit. A law with several
+    outputs whose every parameter has one row per output (``shapes`` starting with
+    ``"outputs"``, as the mixture laws) is fitted output by output, every output's starts
+    in the same compiled call: the objective is a sum of independent fits, and each output
+    ranks and polishes its own starts.
 
     .. math::
         \\hat\\theta = \\arg\\min_\\theta \\sum_{i,k} w_k\\,

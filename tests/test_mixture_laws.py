@@ -87,3 +87,20 @@ def test_mixture_laws_are_registered_with_a_simplex_input(name):
     law = jaxlaws.laws.get(name)
     assert any("simplex" in law.domain(n).name for n in law.inputs)
     assert law.reference
+
+
+def test_outputs_with_their_own_parameters_are_fitted_one_by_one():
+    """The fit of two outputs is the two one-output fits side by side: same parameters, the
+    objectives summed, and the reported value is the objective at the reported point."""
+    df = suite.mixing_data(40)
+    kw = dict(columns={"r": "r_*"}, starts=16)
+    both = jaxlaws.fit(MIXING_EXP, df, target=["loss_academic", "loss_prose"], **kw)
+    one = [jaxlaws.fit(MIXING_EXP, df, target=[c], **kw) for c in ("loss_academic", "loss_prose")]
+    np.testing.assert_allclose(both.params.c, [o.params.c[0] for o in one], rtol=1e-9)
+    np.testing.assert_allclose(
+        both.params.t, np.concatenate([o.params.t for o in one]), rtol=1e-8, atol=1e-10
+    )
+    assert both.value == pytest.approx(one[0].value + one[1].value, rel=1e-12)
+    prob = jaxlaws.problem.setup(MIXING_EXP, df, target=["loss_academic", "loss_prose"], columns={"r": "r_*"})
+    assert float(prob.objective_fn()(both.x)) == pytest.approx(both.value, rel=1e-12)
+    assert len(both.starts) == 16 and set(both.starts["status"]) <= set(jaxlaws.solvers.STATUS_NAMES)
