@@ -58,6 +58,10 @@ WEIGHT_FLOOR = 1e-12
 #: it by the gradient, are held at it for a step (Bertsekas' epsilon-active set).
 ACTIVE_EPS = 1e-2
 
+#: A first-order gain below this fraction of the objective is rounding: the proposal is
+#: stationary to float64.
+FLAT_RTOL = 1e-15
+
 STATUS = ("converged", "max_steps", "not_finite")
 
 
@@ -114,9 +118,15 @@ def _reduced_direction(g, H, free, lam):
     return jnp.where(ok, d, -Qg / (scale * (1.0 + lam))), ok
 
 
-def _kkt(w, g, lo, hi, scale):
-    """Length of the scaled projected-gradient step: 0 exactly at a KKT point."""
-    return jnp.max(jnp.abs(w - project_capped_simplex(w - g / scale, lo, hi)))
+def _kkt(w, g, f, lo, hi, scale):
+    """Whether ``w`` is stationary: the scaled projected-gradient step ``y - w`` (0 exactly
+    at a KKT point) is shorter than ``xtol``, or what the step would gain, ``g . (w - y)``,
+    is below the rounding of ``f`` (a law whose metrics no longer change in float64, such as
+    an exponential term underflowing, has nothing left to minimise). Returns the step's
+    length and the flatness test."""
+    y = project_capped_simplex(w - g / scale, lo, hi)
+    flat = jnp.dot(g, w - y) <= FLAT_RTOL * jnp.abs(f)
+    return jnp.max(jnp.abs(w - y)), flat
 
 
 def _solve(fun, w0, lo, hi, *, max_steps, xtol):
@@ -175,7 +185,8 @@ def _solve(fun, w0, lo, hi, *, max_steps, xtol):
         lam_new = jnp.where(grow, jnp.maximum(lam * 100.0, 1e-6), jnp.where(t == 1.0, lam * 0.1, lam))
         lam_new = jnp.where(lam_new < 1e-14, 0.0, lam_new)
         step_small = ok & (moved <= xtol)
-        stationary = _kkt(w_new, g_new, lo, hi, scale) <= xtol
+        step, flat = _kkt(w_new, g_new, f_new, lo, hi, scale)
+        stationary = (step <= xtol) | flat
         stuck = (~ok) & (lam_new > 1e12)
         done = step_small | stationary | stuck | ~jnp.isfinite(f_new)
         return w_new, f_new, g_new, lam_new, k + 1, done
@@ -183,8 +194,8 @@ def _solve(fun, w0, lo, hi, *, max_steps, xtol):
     init = (w0, f0, g0, 0.0, 0, ~jnp.isfinite(f0))
     w, f, g, lam, k, done = jax.lax.while_loop(cond, body, init)
     scale = jnp.maximum(jnp.max(jnp.abs(jnp.diag(hess(w)))), 1e-300)
-    kkt = _kkt(w, g, lo, hi, scale)
-    status = jnp.where(~jnp.isfinite(f), 2, jnp.where(kkt <= 1e3 * xtol, 0, 1))
+    kkt, flat = _kkt(w, g, f, lo, hi, scale)
+    status = jnp.where(~jnp.isfinite(f), 2, jnp.where((kkt <= 1e3 * xtol) | flat, 0, 1))
     return w, f, k, status, kkt
 
 
@@ -282,7 +293,9 @@ class MixtureProposal:
         gap: ``objective - uncapped_objective`` (>= 0 up to rounding): what repetition costs.
         status: ``"converged"``, ``"max_steps"`` or ``"not_finite"`` per problem, ``(L, B)``.
         steps: solver steps of the best start; ``n_best``: starts that reached the best.
-        kkt: scaled projected-gradient residual at the proposal (0 at a KKT point).
+        kkt: scaled projected-gradient residual at the proposal (0 at a KKT point; a
+            proposal is also converged where what a step could gain is below the rounding of
+            the objective, so a flat law's weights may be anywhere on its flat set).
         max_epochs: the repetition cap, if one was set.
         samples: for a bootstrap, the proposal per converged resample: a dict of
             ``weights (S, L, B, k)``, ``objective (S, L, B)``, ``status (S, L, B)`` and,
