@@ -88,6 +88,35 @@ def np_mixture(p, n, sizes, weights):
     return np.array(out)
 
 
+def np_mixing_exp(p, r):
+    """Ye et al. Eq. 6, output by output: c_i + exp(sum_j t_ij r_j) (k_i absorbed into t)."""
+    out = np.empty((r.shape[0], p.c.shape[0]))
+    for n in range(r.shape[0]):
+        for i in range(p.c.shape[0]):
+            out[n, i] = p.c[i] + math.exp(sum(p.t[i, j] * r[n, j] for j in range(r.shape[1])))
+    return out
+
+
+def np_bimix(p, r, s):
+    """BiMix: A_i / r_i^alpha_i * (B_i / s^beta_i + C_i), with A_i = 1 (absorbed)."""
+    return np.array(
+        [
+            [(p.B[i] / s[n] ** p.beta[i] + p.C[i]) / r[n, i] ** p.alpha[i] for i in range(r.shape[1])]
+            for n in range(len(s))
+        ]
+    )
+
+
+def np_mixture_additive(p, N, D, h):
+    """Shukor et al.'s additive law: E + A/N^alpha + B/D^beta + 1 / sum_j C_j h_j^gamma_j."""
+    out = np.empty((len(N), p.E.shape[0]))
+    for n in range(len(N)):
+        for i in range(p.E.shape[0]):
+            mix = sum(p.C[i, j] * h[n, j] ** p.gamma[i, j] for j in range(h.shape[1]) if h[n, j] > 0)
+            out[n, i] = p.E[i] + p.A[i] / N[n] ** p.alpha[i] + p.B[i] / D[n] ** p.beta[i] + 1.0 / mix
+    return out
+
+
 f64 = np.float64
 CH = laws.ChinchillaParams(E=f64(1.8172), A=f64(477.84), B=f64(2143.9), alpha=f64(0.3473), beta=f64(0.3672))
 GOYAL = laws.params_from_reference_code(0.025, -0.16, 6.7272727272727275, 0.1)
@@ -100,6 +129,7 @@ MIX = laws.FilteringMixtureParams(
 )
 SIZES = np.full(4, 12.8e6)
 W = np.array([0.4, 0.3, 0.2, 0.1])
+R3 = np.array([[0.2, 0.3, 0.5], [0.6, 0.4, 0.0], [0.0, 0.0, 1.0], [1 / 3, 1 / 3, 1 / 3]])
 
 CASES = [
     Case(
@@ -149,6 +179,44 @@ CASES = [
         MIX,
         (np.array([8e6, 30e6, 100e6, 700e6, 5e9]), SIZES, W),
         np_mixture,
+    ),
+    Case(
+        "mixing_exp",
+        laws.mixing_exp,
+        laws.MixingExpParams(c=np.array([1.5, 2.0]), t=np.array([[-2.0, -0.5, 0.3], [0.2, -1.5, -0.6]])),
+        (R3,),  # zeros and a vertex
+        np_mixing_exp,
+    ),
+    Case(
+        "bimix",
+        laws.bimix,
+        laws.BiMixParams(
+            alpha=np.array([0.12, 0.25, 0.08]),
+            B=np.array([6.0, 9.0, 4.0]),
+            beta=np.array([0.35, 0.45, 0.3]),
+            C=np.array([1.9, 1.2, 2.4]),
+        ),
+        (np.array([[0.2, 0.3, 0.5], [0.6, 0.3, 0.1], [0.05, 0.05, 0.9]]), np.array([1e3, 5e3, 2e4])),
+        np_bimix,
+    ),
+    Case(
+        "mixture_additive",
+        laws.mixture_additive,
+        laws.MixtureAdditiveParams(
+            E=np.array([1.8, 2.1]),
+            A=np.array([400.0, 300.0]),
+            alpha=np.array([0.32, 0.3]),
+            B=np.array([900.0, 1200.0]),
+            beta=np.array([0.3, 0.33]),
+            C=np.array([[2.0, 1.0, 0.5], [0.6, 2.5, 0.8]]),
+            gamma=np.array([[0.4, 0.3, 0.2], [0.25, 0.45, 0.3]]),
+        ),
+        (
+            np.geomspace(1e8, 1e9, 4),
+            np.geomspace(2e9, 5e10, 4),
+            np.array([[0.2, 0.3, 0.5], [0.6, 0.4, 0.0], [0.1, 0.1, 0.8], [1 / 3, 1 / 3, 1 / 3]]),
+        ),
+        np_mixture_additive,
     ),
 ]
 
@@ -204,5 +272,13 @@ def test_grad_matches_central_differences(case):
 
 
 def test_every_registered_law_is_in_the_table():
-    covered = {"chinchilla", "data_constrained", "filtering", "filtering_mixture"}
+    covered = {
+        "chinchilla",
+        "data_constrained",
+        "filtering",
+        "filtering_mixture",
+        "mixing_exp",
+        "bimix",
+        "mixture_additive",
+    }
     assert set(laws.REGISTRY) == covered
