@@ -8,6 +8,8 @@ finite differences, and float64 is preserved.
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 from typing import NamedTuple
 
 import jax
@@ -17,6 +19,9 @@ import numpy as np
 import pytest
 
 from jaxlaws import laws
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import suite  # noqa: E402
 
 
 class Case(NamedTuple):
@@ -202,15 +207,7 @@ CASES = [
     Case(
         "mixture_additive",
         laws.mixture_additive,
-        laws.MixtureAdditiveParams(
-            E=np.array([1.8, 2.1]),
-            A=np.array([400.0, 300.0]),
-            alpha=np.array([0.32, 0.3]),
-            B=np.array([900.0, 1200.0]),
-            beta=np.array([0.3, 0.33]),
-            C=np.array([[2.0, 1.0, 0.5], [0.6, 2.5, 0.8]]),
-            gamma=np.array([[0.4, 0.3, 0.2], [0.25, 0.45, 0.3]]),
-        ),
+        suite.ADDITIVE_TRUTH,
         (
             np.geomspace(1e8, 1e9, 4),
             np.geomspace(2e9, 5e10, 4),
