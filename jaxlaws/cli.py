@@ -404,7 +404,7 @@ def _plot(args) -> int:
     table = saved.data()
     columns = {k: v for k, v in saved.record.get("columns", {}).items() if k != "target"}
     target = saved.record["columns"].get("target")
-    if any("simplex" in saved.law.domain(n).name for n in saved.law.inputs):
+    if saved.law.simplex_inputs:
         from jaxlaws.plot import plot_mixture
 
         fig = plot_mixture(saved.law, saved.params, table, domain=args.domain, columns=columns, target=target)
@@ -565,7 +565,7 @@ def _propose(args) -> int:
 
     saved = load_fit(args.fit)
     law = saved.law
-    mix = [n for n in law.inputs if "simplex" in law.domain(n).name]
+    mix = law.simplex_inputs
     if len(mix) != 1:
         raise ValueError(
             f"propose needs a fit of a mixture law (an input on the simplex); {law.name!r} has none"

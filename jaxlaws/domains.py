@@ -43,6 +43,11 @@ class Domain:
     vector: bool = False
 
     @property
+    def proportions(self) -> bool:
+        """Proportions of a mixture (``simplex`` or ``open_simplex``)."""
+        return self.name in ("simplex", "open_simplex")
+
+    @property
     def dtype(self):
         return np.int64 if self.name == "index" else np.float64
 
@@ -83,7 +88,7 @@ class Domain:
             if (rows != np.round(rows)).any():
                 raise fail(rows != np.round(rows), "must be a whole number (an index)")
             return arr.astype(np.int64)
-        if self.name in ("simplex", "open_simplex"):
+        if self.proportions:
             sums = rows.sum(axis=1)
             off = np.abs(sums - 1.0) > SIMPLEX_ATOL
             if off.any():

@@ -224,7 +224,7 @@ def plot_mixture(
     from jaxlaws.data import prepare
 
     d = prepare(law, data, columns=columns, target=target, positive_target=False)
-    mix = [n for n in law.inputs if law.domain(n).vector and "simplex" in law.domain(n).name]
+    mix = law.simplex_inputs
     if len(mix) != 1:
         raise ValueError(
             f"plot_mixture needs a law with one input on the simplex; {law.name!r} has {len(mix)}"

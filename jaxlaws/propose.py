@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from jaxlaws.laws import Law
+from jaxlaws.laws.data_constrained import _repetitions, _saturating
 
 __all__ = ["MixtureProposal", "propose_mixture", "project_capped_simplex", "R_STAR"]
 
@@ -212,8 +213,9 @@ def _predict(law, spec, w, params, budget, fixed, priced, unique, r_star):
     repetition is priced in by effective data per domain (Muennighoff et al. 2023).
     """
     seen = w * budget
-    reps = jnp.maximum(seen / unique - 1.0, 0.0)
-    eff = jnp.where(seen > unique, unique + unique * r_star * -jnp.expm1(-reps / r_star), seen)
+    # Muennighoff's D' = U + U R* (1 - exp(-R / R*)) where the domain repeats; the tokens
+    # themselves where it does not (so a domain held at 0 has no 0 / 0)
+    eff = jnp.where(seen > unique, _saturating(unique, _repetitions(seen, unique), r_star), seen)
     tokens = jnp.where(priced, jnp.sum(eff), budget)
     h = jnp.where(priced, eff / jnp.sum(eff), w)
     args, j = [], 0
@@ -298,7 +300,8 @@ class MixtureProposal:
             the objective, so a flat law's weights may be anywhere on its flat set).
         max_epochs: the repetition cap, if one was set.
         samples: for a bootstrap, the proposal per converged resample: a dict of
-            ``weights (S, L, B, k)``, ``objective (S, L, B)``, ``status (S, L, B)`` and,
+            ``weights (S, L, B, k)``, ``objective (S, L, B)``, ``status (S, L, B)``,
+            ``n_failed`` (resamples left out: a proposal of theirs did not converge) and,
             with unique tokens, ``epochs``; else ``None``.
     """
 
@@ -526,7 +529,7 @@ def propose_mixture(
         >>> jaxlaws.propose_mixture(res, budgets=[1e9, 1e10], unique_tokens=U, max_epochs=4)  # doctest: +SKIP
     """
     law, point, samples, columns = _resolve(model, params)
-    simplex = [n for n in law.inputs if law.domain(n).name in ("simplex", "open_simplex")]
+    simplex = law.simplex_inputs
     if len(simplex) != 1:
         raise ValueError(
             f"propose_mixture needs a law with one input on the simplex (the mixture); {law.name!r} has "
@@ -658,7 +661,7 @@ def propose_mixture(
             )
     lo_cap = np.minimum(np.maximum(lo, WEIGHT_FLOOR), hi_cap)  # (B, k)
     lo_free = np.broadcast_to(np.minimum(np.maximum(lo, WEIGHT_FLOOR), hi), (B, k))
-    m = _n_outputs(law, point, mix, k, budget_input, fixed_names)
+    m = _n_outputs(law, point, mix, k)
     omega = np.full(m, 1.0 / m) if metric_weights is None else np.asarray(metric_weights, np.float64)
     if omega.shape != (m,) or not np.all(np.isfinite(omega)):
         raise ValueError(
@@ -824,7 +827,7 @@ def _width(law, params, mix, domains):
     )
 
 
-def _n_outputs(law, params, mix, k, budget_input, fixed_names) -> int:
+def _n_outputs(law, params, mix, k) -> int:
     """Number of predicted metrics: the law traced once at one mixture (one line if it fails)."""
     from jaxlaws.problem import check_traceable
 

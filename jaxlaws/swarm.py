@@ -89,7 +89,7 @@ class Swarm:
     def fit_columns(self, law) -> dict[str, Any]:
         """``columns`` and ``target`` for :func:`jaxlaws.fit`: the law's input on the simplex
         reads the proportions, its target the metrics."""
-        mix = [n for n in law.inputs if law.domain(n).vector and "simplex" in law.domain(n).name]
+        mix = law.simplex_inputs
         return {"columns": {mix[0]: list(self.domains)} if mix else {}, "target": list(self.metrics)}
 
     def __repr__(self) -> str:

@@ -104,6 +104,11 @@ class Law:
         """The declared domain of input ``name`` (``positive`` unless declared)."""
         return dict(self.domains).get(name, _domains.positive)
 
+    @property
+    def simplex_inputs(self) -> tuple[str, ...]:
+        """The inputs declared as a mixture's proportions (``simplex`` or ``open_simplex``)."""
+        return tuple(n for n in self.inputs if self.domain(n).proportions)
+
     def __call__(self, params: NamedTuple, *inputs, **options):
         return self.fn(params, *inputs, **{**dict(self.options), **options})
 
