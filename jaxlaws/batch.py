@@ -39,8 +39,8 @@ from jaxlaws import solvers
 from jaxlaws.data import prepare
 from jaxlaws.laws import Law, get
 from jaxlaws.objectives import get_objective
-from jaxlaws.problem import plan_for, program, setup
-from jaxlaws.sharding import gather_bytes, local_devices, map_batch, padded_size, process_share
+from jaxlaws.problem import setup
+from jaxlaws.sharding import gather_bytes, local_devices, padded_size, process_share
 from jaxlaws.starts import make_starts
 
 __all__ = ["fit_groups", "read_results", "ResumeWarning"]
@@ -388,18 +388,6 @@ def fit_groups(
         )
     )
     hashes = {k: _data_hash(d) for k, d in prepared.items()}
-    plan = plan_for(
-        x0s.shape[0],
-        chunk // len(devs),
-        n_max * k_out,
-        template.layout.size,
-        polish=polish,
-        screen_steps=screen_steps,
-        max_steps=max_steps,
-        certify=template.objective.polish == "newton",
-    )
-    static = template.static(plan, (True, True, True))
-    _, _, _, out_w, frozen_values, delta_arr = template.args()
     frozen_np = tuple(np.asarray(v) for v in template.frozen_values)
 
     def padded(g):
@@ -416,18 +404,16 @@ def fit_groups(
         inputs = tuple(np.stack([a[0][i] for a in arrays]) for i in range(len(law.inputs)))
         y = np.stack([a[1] for a in arrays])
         w = np.stack([a[2] for a in arrays])
-        args = (
+        sol = template.solve(
             x0s,
-            tuple(jnp.asarray(v) for v in inputs),
-            jnp.asarray(y),
-            jnp.asarray(w),
-            out_w,
-            frozen_values,
-            delta_arr,
-            jnp.asarray(ftol, jnp.float64),
+            tables={"inputs": inputs, "y": y, "w": w},
+            n_tables=len(part),  # the padding is not solved
+            ftol=ftol,
+            polish=polish,
+            screen_steps=screen_steps,
+            max_steps=max_steps,
+            devices=len(devs),
         )
-        batched = (False, True, True, True, False, False, False, False)
-        sol = jax.device_get(map_batch(program, args, batched, devs, **static))
         records = []
         for i, (g, df) in enumerate(part):
             f = np.where(np.isfinite(sol.f[i]), sol.f[i], np.inf)

@@ -1,11 +1,12 @@
-"""Fitting a law to a table: batched multi-start fits in one JIT-compiled call.
+"""Fitting a law to a table: batched multi-start fits.
 
 ``fit`` validates the table against the law (:func:`jaxlaws.problem.setup`), makes the
-starts (:func:`jaxlaws.starts.make_starts`) and runs them all through one compiled solve:
-every start is screened with a few Gauss-Newton steps, then starts are polished with Newton
-steps in rank order, in rounds that widen until the best objective is reached by at least
-two starts and a wider round finds nothing lower. The result reports every start, the
-basins they reached, and warnings about the optimum.
+starts (:func:`jaxlaws.starts.make_starts`) and runs the multi-start
+(:mod:`jaxlaws.multistart`): every start is screened with a few Levenberg-Marquardt steps,
+then polished in rank order in rounds that widen until a stopping rule holds; where jaxlaws
+draws the starts it draws more while Boender and Rinnooy Kan's rule expects optima not yet
+seen. The result reports every start, the basins they reached, the rule's estimate, and
+warnings about the optimum.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from jaxlaws.data import fitted_input_columns, prepare
 from jaxlaws.laws import Law
 from jaxlaws.problem import Layout, Problem, setup
 from jaxlaws.sharding import local_devices
-from jaxlaws.starts import make_starts
+from jaxlaws.starts import draws_starts, make_starts
 
 __all__ = ["fit", "FitResult", "ConvergenceWarning", "Layout", "make_starts", "setup", "basins"]
 
@@ -55,6 +56,12 @@ class FitResult:
             ``starts`` (how many converged there) and the parameters of its best start.
         n_best_basin: converged starts whose objective is within ``basin_rtol`` of the best.
         n_polished: starts polished (the others were screened out).
+        unseen: the multi-start's stopping rule (Boender and Rinnooy Kan): the expected
+            number of optima not yet seen among the starts polished (``inf`` where too few
+            were polished to tell; the largest over the outputs of a law fitted output by
+            output).
+        stopped_by_rule: whether the fit stopped because the rule held (else the starts,
+            drawn up to ``max_starts``, or ``max_seconds`` ran out).
         frozen: names of the parameters held fixed.
         n_points: rows fitted.
         columns: the table columns used for each input and the target.
@@ -74,6 +81,8 @@ class FitResult:
     basins: pd.DataFrame
     n_best_basin: int
     n_polished: int
+    unseen: float
+    stopped_by_rule: bool
     frozen: tuple[str, ...]
     n_points: int
     columns: dict
@@ -102,7 +111,7 @@ class FitResult:
             f"law {self.law.name}, objective {self.objective} (delta {self.delta:g}), {self.n_points} points",
             f"objective value {self.value:.10e}, status {self.status}, "
             f"{self.n_best_basin} of {len(self.starts)} starts in the best basin "
-            f"({self.n_polished} polished{basins})",
+            f"({self.n_polished} polished{basins}); {_rule_line(self)}",
         ]
         for k, v in self.params_dict.items():
             flag = " (frozen)" if k in self.frozen else ""
@@ -114,6 +123,12 @@ class FitResult:
 
     def __repr__(self) -> str:
         return f"FitResult({self.summary()})"
+
+
+def _rule_line(r: FitResult) -> str:
+    est = "too few polished starts to estimate" if not np.isfinite(r.unseen) else f"{r.unseen:.2f}"
+    how = "the stopping rule held" if r.stopped_by_rule else "stopped without the rule holding"
+    return f"expected optima not yet seen: {est} ({how})"
 
 
 def _plain(v):
@@ -145,18 +160,26 @@ def fit(
     max_steps: int = 500,
     ftol: float = 1e-13,
     basin_rtol: float = BASIN_RTOL,
+    max_starts: int | None = None,
+    max_seconds: float | None = None,
     devices: int | None = None,
 ) -> FitResult:
     """Fit a law to a table from many starts at once.
 
-    Every start takes ``screen_steps`` iteratively reweighted Gauss-Newton
-    (Levenberg-Marquardt) steps; starts are then polished in rank order, with Gauss-Newton
-    steps while they make fast progress and exact Newton steps near the optimum, until the
-    relative decrease of the objective falls below ``ftol`` (or ``max_steps``).
-    With ``polish="adaptive"`` a round of 8 starts is polished, then 16, 32, ... until the
-    best objective is reached by at least two starts and a wider round finds nothing lower.
-    All starts run in one batched, JIT-compiled call; bounds declared with the law's
-    constraints are closed, so a parameter may sit at its limit. A law with several
+    Every start is one Levenberg-Marquardt run on the reweighted Gauss-Newton curvature,
+    with geodesic acceleration along curved valleys and, for the Huber objectives, exact
+    Newton steps near the optimum; it ends when the undamped model predicts a relative
+    decrease below ``ftol`` (converged), runs off towards an open end of a constraint
+    (diverged), makes no progress (stalled) or reaches ``max_steps``. Every start first
+    takes ``screen_steps`` steps; starts are then polished to their end in rank order, in
+    rounds of 8, 16, 32, ... With the starts given, the rounds stop once the best objective
+    is reached by two converged starts and a widening finds nothing lower. Where jaxlaws
+    draws the starts (``starts`` an int, or the default for a law without a grid), they stop
+    once Boender and Rinnooy Kan's posterior expected number of optima not yet seen is at
+    most 0.5 and the best was reached by two converged starts, drawing as many again while
+    it is not, up to ``max_starts`` (or ``max_seconds``). A start's path never depends on
+    the others, so polishing more (``polish=None``) never ends higher. Bounds declared with
+    the law's constraints are closed, so a parameter may sit at its limit. A law with several
     outputs whose every parameter has one row per output (``shapes`` starting with
     ``"outputs"``, as the mixture laws) is fitted output by output, every output's starts
     in the same compiled call: the objective is a sum of independent fits, and each output
@@ -182,9 +205,10 @@ def fit(
             linear objective for targets that may be zero or negative.
         delta: Huber threshold.
         starts: ``None`` (default: the law's published grid, else 64 random starts drawn
-            from the ranges declared with its constraints), ``"grid"``, ``"init"``, an int
-            (random starts from ``seed``), a mapping of per-parameter values (a grid), a
-            DataFrame (one start per row) or an array of optimiser coordinates. See
+            from the ranges declared with its constraints, and more while the stopping rule
+            asks), ``"grid"``, ``"init"``, an int (that many random starts from ``seed`` to
+            begin with), a mapping of per-parameter values (a grid), a DataFrame (one start
+            per row) or an array of optimiser coordinates. See
             :func:`jaxlaws.starts.make_starts`.
         seed: seed of random starts.
         init: parameters (mapping or the law's NamedTuple) for ``starts="init"``, for
@@ -199,6 +223,8 @@ def fit(
         max_steps: bound on a start's polishing steps.
         ftol: relative objective decrease that counts as converged.
         basin_rtol: relative objective gap within which starts reached the same basin.
+        max_starts: most random starts drawn in all (default 1024, or ``starts`` if more).
+        max_seconds: no round is widened and nothing more is drawn after this long.
         devices: accepted for symmetry with :func:`jaxlaws.bootstrap`; the starts of one
             fit run on one device.
 
@@ -225,6 +251,7 @@ def fit(
         Hoffmann et al. 2022 (App. D.2); Besiroglu et al. 2024.
     """
     local_devices(devices)  # a bad count is an error here as in bootstrap
+    _check_budget(max_starts, max_seconds)
     prob = setup(
         law,
         data,
@@ -248,6 +275,8 @@ def fit(
             screen_steps=screen_steps,
             max_steps=max_steps,
             basin_rtol=basin_rtol,
+            max_starts=max_starts,
+            max_seconds=max_seconds,
         )
     x0s = make_starts(prob.law, prob.layout, starts, seed=seed, init=prob.init)
     sol = prob.solve(
@@ -256,9 +285,32 @@ def fit(
         polish=polish,
         screen_steps=screen_steps,
         max_steps=max_steps,
-        keep_hessian=True,
+        basin_rtol=basin_rtol,
+        max_starts=max_starts,
+        max_seconds=max_seconds,
+        draw=_drawer(prob, starts, seed, polish),
     )
     return _result(prob, sol, basin_rtol)
+
+
+def _check_budget(max_starts, max_seconds):
+    if max_starts is not None and (
+        isinstance(max_starts, bool) or not isinstance(max_starts, int | np.integer) or max_starts < 1
+    ):
+        raise ValueError(f"max_starts must be a whole number >= 1, got {max_starts!r}")
+    if max_seconds is not None and (
+        isinstance(max_seconds, bool) or not isinstance(max_seconds, int | float) or not max_seconds > 0
+    ):
+        raise ValueError(f"max_seconds must be a positive number of seconds, got {max_seconds!r}")
+
+
+def _drawer(prob: Problem, starts, seed, polish):
+    """``(n, k) -> starts``: the ``k``-th batch of ``n`` more random starts, where jaxlaws
+    draws the starts and polishes adaptively (else ``None``: the starts given or drawn at
+    first are all there is)."""
+    if not draws_starts(prob.law, starts) or polish != "adaptive":
+        return None
+    return lambda n, k: make_starts(prob.law, prob.layout, int(n), seed=seed, init=prob.init, stream=k)
 
 
 def _result(prob: Problem, sol: solvers.TableSolution, basin_rtol: float) -> FitResult:
@@ -276,7 +328,8 @@ def _result(prob: Problem, sol: solvers.TableSolution, basin_rtol: float) -> Fit
     params = prob.law.params(*(np.asarray(v) for v in fields))
     status = solvers.STATUS_NAMES[int(status_codes[best])]
     converged = status_codes == solvers.CONVERGED
-    in_basin = converged & (np.abs(f - f[best]) <= basin_rtol * abs(f[best]) + 1e-300)
+    atol = float(sol.floor[0])
+    in_basin = converged & (np.abs(f - f[best]) <= basin_rtol * abs(f[best]) + atol + 1e-300)
     starts = _starts_table(prob.layout, sol.x[0], f, sol.steps[0], status_codes)
     extra_out = {}
     for name, v in zip(prob.layout.extra, extra):
@@ -293,9 +346,11 @@ def _result(prob: Problem, sol: solvers.TableSolution, basin_rtol: float) -> Fit
         extra=extra_out,
         status=status,
         starts=starts,
-        basins=basins(starts, basin_rtol),
+        basins=basins(starts, basin_rtol, atol),
         n_best_basin=int(in_basin.sum()),
         n_polished=int(sol.polished[0]),
+        unseen=float(sol.unseen[0]),
+        stopped_by_rule=bool(sol.stopped_by_rule[0]),
         frozen=tuple(n for n, fr in zip(prob.layout.names, prob.layout.free) if not fr),
         n_points=len(prob.data),
         columns=dict(prob.data.columns),
@@ -320,29 +375,43 @@ def _separable(prob: Problem) -> bool:
 
 
 def _fit_separable(
-    prob: Problem, data, *, columns, starts, seed, ftol, polish, screen_steps, max_steps, basin_rtol
+    prob: Problem,
+    data,
+    *,
+    columns,
+    starts,
+    seed,
+    ftol,
+    polish,
+    screen_steps,
+    max_steps,
+    basin_rtol,
+    max_starts,
+    max_seconds,
 ):
     """One fit per output, all in one compiled call (one table per output column): each
     output ranks and polishes its own starts, so an output is not held back by a start that
     is good for the others; the result is assembled as one fit."""
-    import jax
-    import jax.numpy as jnp
-
-    from jaxlaws import problem as _problem
-
     tcols = list(prob.data.columns["target"])
     sub = setup(
         prob.law, data, columns=columns, target=[tcols[0]], objective=prob.objective.name, delta=prob.delta
     )
     x0s = make_starts(sub.law, sub.layout, starts, seed=seed, init=None)
-    inputs, _, w, _, frozen_values, delta = sub.args()
     m = len(tcols)
-    y = jnp.asarray(np.asarray(prob.data.y, np.float64).T[:, :, None])  # (outputs, rows, 1)
-    plan = sub.plan(
-        x0s.shape[0], m, polish=polish, screen_steps=screen_steps, max_steps=max_steps, keep_hessian=True
+    y = np.asarray(prob.data.y, np.float64).T[:, :, None]  # (outputs, rows, 1)
+    sol = sub.solve(
+        x0s,
+        tables={"y": y},
+        ftol=ftol,
+        polish=polish,
+        screen_steps=screen_steps,
+        max_steps=max_steps,
+        basin_rtol=basin_rtol,
+        max_starts=max_starts,
+        max_seconds=max_seconds,
+        draw=_drawer(sub, starts, seed, polish),
+        devices=1,
     )
-    args = (jnp.asarray(x0s), inputs, y, w, jnp.ones(1), frozen_values, delta, jnp.asarray(np.float64(ftol)))
-    sol = jax.device_get(_problem.solve(*args, **sub.static(plan, (False, True, False))))
     f = np.asarray(sol.f)  # (outputs, starts)
     if not np.isfinite(f).any(axis=1).all():
         k = int(np.argmin(np.isfinite(f).any(axis=1)))
@@ -372,7 +441,8 @@ def _fit_separable(
     table = _starts_table(prob.layout, joint_x, joint_f, np.asarray(sol.steps).max(axis=0), worst)
     conv = codes == solvers.CONVERGED
     fb = fo[np.arange(m), best][:, None]
-    in_basin = conv & (np.abs(f - fb) <= basin_rtol * np.abs(fb) + 1e-300)
+    atol = np.asarray(sol.floor)[:, None]
+    in_basin = conv & (np.abs(f - fb) <= basin_rtol * np.abs(fb) + atol + 1e-300)
     diagnostics = []
     for k in range(m):
         H = np.asarray(sol.H[k, best[k]]) if len(sol.H) else None
@@ -389,9 +459,11 @@ def _fit_separable(
         extra={},
         status=status,
         starts=table,
-        basins=basins(table, basin_rtol),
+        basins=basins(table, basin_rtol, float(np.sum(sol.floor))),
         n_best_basin=int(in_basin.sum(axis=1).min()),
         n_polished=int(np.asarray(sol.polished).max()),
+        unseen=float(np.max(sol.unseen)),
+        stopped_by_rule=bool(np.all(sol.stopped_by_rule)),
         frozen=(),
         n_points=len(prob.data),
         columns=dict(prob.data.columns),
@@ -417,29 +489,52 @@ def _starts_table(layout: Layout, xs, f, steps, status) -> pd.DataFrame:
     return pd.DataFrame(table)
 
 
-def basins(starts: pd.DataFrame, rtol: float = BASIN_RTOL) -> pd.DataFrame:
-    """The distinct optima reached by converged starts, best first.
+#: Statuses of a start that was polished to its end.
+_POLISHED = ("converged", "max_steps", "stalled", "diverged")
 
-    Converged starts are sorted by objective; a start opens a new basin when its objective
-    is more than ``rtol`` (relative) above the best of the current one.
+
+def basins(starts: pd.DataFrame, rtol: float = BASIN_RTOL, atol: float = 0.0) -> pd.DataFrame:
+    """The distinct optima reached by polished starts, best first.
+
+    Polished starts with a finite objective are sorted by objective; a start opens a new
+    basin when its objective is more than ``rtol`` (relative) above the best of the current
+    one (plus ``atol``: the objective's rounding floor, below which an exact fit's values
+    differ only by rounding). The returned best is always in the first row, whatever its
+    status.
 
     Returns:
-        One row per basin: ``objective`` (its best), ``starts`` (how many converged starts
-        reached it) and the parameters of its best start.
+        One row per basin: ``objective`` (its best), ``starts`` (how many polished starts
+        reached it), ``converged`` (how many of them converged), ``status`` (its best
+        start's) and the parameters of its best start.
     """
-    conv = starts[starts["status"] == "converged"].sort_values("objective", kind="stable")
+    done = starts[starts["status"].isin(_POLISHED) & np.isfinite(starts["objective"])]
+    done = done.sort_values("objective", kind="stable")
     params = [c for c in starts.columns if c not in ("objective", "steps", "status")]
-    rows, best, count, first = [], None, 0, None
-    for _, row in conv.iterrows():
+    rows, best, first = [], None, None
+    count = conv = 0
+
+    def close():
+        rows.append(
+            {
+                "objective": best,
+                "starts": count,
+                "converged": conv,
+                "status": first["status"],
+                **{p: first[p] for p in params},
+            }
+        )
+
+    for _, row in done.iterrows():
         f = float(row["objective"])
-        if best is None or f - best > rtol * abs(best) + 1e-300:
+        if best is None or f - best > rtol * abs(best) + atol + 1e-300:
             if best is not None:
-                rows.append({"objective": best, "starts": count, **{p: first[p] for p in params}})
-            best, count, first = f, 0, row
+                close()
+            best, first, count, conv = f, row, 0, 0
         count += 1
+        conv += row["status"] == "converged"
     if best is not None:
-        rows.append({"objective": best, "starts": count, **{p: first[p] for p in params}})
-    return pd.DataFrame(rows, columns=["objective", "starts", *params])
+        close()
+    return pd.DataFrame(rows, columns=["objective", "starts", "converged", "status", *params])
 
 
 def _diagnose(prob: Problem, x: np.ndarray, status: str, H) -> tuple[str, ...]:
@@ -483,12 +578,19 @@ def _diagnose(prob: Problem, x: np.ndarray, status: str, H) -> tuple[str, ...]:
         # scale-free curvature: correlation-like normalisation by the diagonal
         d = np.sqrt(np.maximum(np.abs(np.diag(H)), 1e-300))
         evals, evecs = np.linalg.eigh(H / np.outer(d, d))
-        if evals[0] < 1e-9 * max(evals[-1], 1e-300):
-            v = np.abs(evecs[:, 0])
-            kept = [lab for lab, k in zip(labels, keep) if k]
-            names = [kept[k] for k in np.argsort(-v)[:3] if v[k] > 0.2]
+        v = np.abs(evecs[:, 0])
+        kept = [lab for lab, k in zip(labels, keep) if k]
+        names = [kept[k] for k in np.argsort(-v)[:3] if v[k] > 0.2]
+        rel = evals[0] / max(evals[-1], 1e-300)
+        if rel < -1e-6:
+            # the exact curvature has a direction of descent: a saddle, not a minimum
             out.append(
-                f"the optimum sits on a flat ridge (relative curvature {evals[0] / evals[-1]:.1e}) "
+                f"the curvature at the optimum is not positive (relative curvature {rel:.1e}) along "
+                f"{names}: it may be a saddle point rather than a minimum"
+            )
+        elif rel < 1e-9:
+            out.append(
+                f"the optimum sits on a flat ridge (relative curvature {max(rel, 0.0):.1e}) "
                 f"along {names}: these parameters are poorly determined"
             )
     return tuple(out)

@@ -21,21 +21,20 @@ import functools
 import math
 import os
 from collections.abc import Mapping
-from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlaws import solvers
+from jaxlaws import multistart, solvers
 from jaxlaws._constraints import Constraint
 from jaxlaws.compilation import compiler_options
 from jaxlaws.data import LawData, prepare
 from jaxlaws.laws import Law, get
 from jaxlaws.objectives import Objective, get_objective
-from jaxlaws.sharding import local_devices, map_batch, pad_batch
+from jaxlaws.sharding import local_devices
 
-__all__ = ["Layout", "Problem", "setup", "solve", "plan_for", "check_traceable"]
+__all__ = ["Layout", "Problem", "setup", "policy_for", "slots_for", "check_traceable"]
 
 
 #: The largest change of a log-coordinate (log of a scale) in one solver step: a factor
@@ -43,19 +42,11 @@ __all__ = ["Layout", "Problem", "setup", "solve", "plan_for", "check_traceable"]
 STEP_LOG = 3.0
 #: The largest change of a linear coordinate in one step, relative to ``max(1, |x|)``.
 STEP_LINEAR = 3.0
-#: Starts a table polishes in its first round (fewer for fewer than 64 starts: an eighth,
-#: at least 2), before its polishing widens.
-FIRST_ROUND = 8
-#: Polishing steps after which a start that has not converged pauses until its round is
-#: complete: it resumes if it is within a factor of two of its table's best objective, and
-#: is abandoned otherwise (:class:`~jaxlaws.solvers.Plan`).
-SOFT_STEPS = 50
-#: Most slots stepped together: a larger pool is stepped block by block (blocks of fewer
-#: slots where one evaluation is large, so a block's arrays stay in cache), skipping blocks
-#: with no start in them.
-BLOCK = 256
-#: Starts are screened on the polishing slots when there are at most this many per slot.
-INLINE_SCREEN = 16
+#: A log coordinate beyond this (a scale past ``exp(46) = 1e20`` or below ``1e-20``) on a
+#: side its constraint leaves open has run off (:data:`~jaxlaws.solvers.DIVERGED`).
+RUNAWAY_LOG = 46.0
+#: A linear coordinate beyond this magnitude on an open side has run off.
+RUNAWAY_LINEAR = 1e20
 
 # ----------------------------------------------------------------------------------------
 # Parameter layout: which fields are free, their shapes, and the map to a flat vector.
@@ -113,8 +104,9 @@ class Layout:
     def box(self) -> solvers.Box:
         """Closed bounds on ``x`` from the constraints (nuisance parameters are free), and
         step caps: :data:`STEP_LOG` in log coordinates, ``STEP_LINEAR max(1, |x|)``
-        otherwise (a nuisance scale is a log coordinate)."""
-        lo, hi, cap_abs, cap_rel = [], [], [], []
+        otherwise (a nuisance scale is a log coordinate), and runaway bounds on open sides:
+        :data:`RUNAWAY_LOG` in log coordinates, :data:`RUNAWAY_LINEAR` otherwise."""
+        lo, hi, cap_abs, cap_rel, away = [], [], [], [], []
         for _, shape, c, _ in self.free_fields():
             a, b = c.box
             k = math.prod(shape)
@@ -123,12 +115,14 @@ class Layout:
             log = c.transform != "identity"
             cap_abs += [STEP_LOG if log else STEP_LINEAR] * k
             cap_rel += [0.0 if log else STEP_LINEAR] * k
+            away += [RUNAWAY_LOG if log else RUNAWAY_LINEAR] * k
         E = len(self.extra)
         lo += [-np.inf] * E
         hi += [np.inf] * E
         cap_abs += [STEP_LOG] * E
         cap_rel += [0.0] * E
-        return solvers.Box(*(np.array(v, np.float64) for v in (lo, hi, cap_abs, cap_rel)))
+        away += [RUNAWAY_LOG] * E
+        return solvers.Box(*(np.array(v, np.float64) for v in (lo, hi, cap_abs, cap_rel, away)))
 
     def unpack_law(self, x, frozen_values) -> tuple:
         """The law's parameter fields (paper parametrisation) from ``x`` and frozen values."""
@@ -168,59 +162,45 @@ def _weights(w, out_w, shape):
     return jnp.ravel(w[:, None] * out_w[None, :] if len(shape) == 2 else w)
 
 
-def _fgh(x, inputs, y_t, w, out_w, frozen_values, delta, exact, *, law, objective, layout):
-    """The objective at ``x``: ``(f, g, H_gn, H)``, the exact value and gradient, the
-    reweighted Gauss-Newton curvature and, where the traced flag ``exact`` is true and the
-    objective polishes with Newton steps, the exact Hessian (else ``H_gn`` again)."""
-    n_law = layout.law_size
-    xl, e = x[:n_law], x[n_law:]
-    E = len(layout.extra)
+def _residual_fn(inputs, y_t, frozen_values, *, law, objective, layout):
+    """``xl -> r``: the residuals (``transform(prediction) - transform(y)``, flattened) as a
+    function of the law's optimiser coordinates."""
 
     def res(xl):
         params = law.params(*layout.unpack_law(xl, frozen_values))
         pred = law.log_predict(params, *inputs) if objective.space == "log" else law(params, *inputs)
         return jnp.ravel(pred - y_t)
 
+    return res
+
+
+def _q(r, e, E):
+    return jnp.concatenate([r[:, None], jnp.broadcast_to(e, (r.shape[0], E))], axis=1)
+
+
+def _fgh(x, inputs, y_t, w, out_w, frozen_values, delta, *, law, objective, layout):
+    """The objective at ``x``: ``(f, g, H_gn, aux)``, the exact value and gradient, the
+    reweighted Gauss-Newton curvature, and ``aux = (J, r)``: the residuals' Jacobian and the
+    residuals, for the exact curvature (:func:`_exact`) and geodesic acceleration
+    (:func:`_accel`)."""
+    n_law = layout.law_size
+    xl, e = x[:n_law], x[n_law:]
+    E = len(layout.extra)
+    res = _residual_fn(inputs, y_t, frozen_values, law=law, objective=objective, layout=layout)
+
     def twice(xl):
         r = res(xl)
         return r, r
 
+    J, r = jax.jacfwd(twice, has_aux=True)(xl)
     W = _weights(w, out_w, y_t.shape)
     if not E:
         # closed-form loss derivatives (no nuisance parameters)
-        if objective.polish != "newton":
-            J, r = jax.jacfwd(twice, has_aux=True)(xl)
-            S = None
-        else:
-
-            def with_second(xl):
-                # residuals and J^T v (v = w rho'(r), held fixed): one forward-mode pass over
-                # both gives J and the second-order term sum_i v_i d^2 r_i together
-                r, vjp = jax.vjp(res, xl)
-                v = jax.lax.stop_gradient(W * objective.rho_derivatives(r, delta)[1])
-                return (r, vjp(v)[0]), r
-
-            def first_only(xl):
-                J, r = jax.jacfwd(twice, has_aux=True)(xl)
-                return J, r, jnp.zeros((n_law, n_law), J.dtype)
-
-            def both(xl):
-                (J, S), r = jax.jacfwd(with_second, has_aux=True)(xl)
-                return J, r, S
-
-            J, r, S = jax.lax.cond(exact, both, first_only, xl)
-        rho, d1r, d2r = objective.rho_derivatives(r, delta)
+        rho, d1r, _ = objective.rho_derivatives(r, delta)
         f = jnp.sum(W * rho)
-        psi = W * d1r
-        g = jnp.sum(J * psi[:, None], axis=0)
-        Hg = _gram(J, W * objective.irls(r, delta))
-        if S is None:
-            return f, g, Hg, Hg
-        return f, g, Hg, jnp.where(exact, _gram(J, W * d2r) + S, Hg)
-
-    J, r = jax.jacfwd(twice, has_aux=True)(xl)
-
-    q = jnp.concatenate([r[:, None], jnp.broadcast_to(e, (r.shape[0], E))], axis=1)
+        g = jnp.sum(J * (W * d1r)[:, None], axis=0)
+        return f, g, _gram(J, W * objective.irls(r, delta)), (J, r)
+    q = _q(r, e, E)
 
     def point(qi):
         return objective.point(qi[0], tuple(qi[1 + j] for j in range(E)), delta)
@@ -230,25 +210,44 @@ def _fgh(x, inputs, y_t, w, out_w, frozen_values, delta, exact, *, law, objectiv
     f = jnp.sum(W * vals)
     psi = W * d1[:, 0]
     g = jnp.concatenate([jnp.sum(J * psi[:, None], axis=0), jnp.sum(W[:, None] * d1[:, 1:], axis=0)])
-    Hg = _gauss_newton(r, J, W, q, delta, objective, n_law, e, E)
-    if objective.polish != "newton":
-        return f, g, Hg, Hg
+    return f, g, _gauss_newton(r, J, W, q, delta, objective, n_law, e, E), (J, r)
 
-    def newton(_):
-        d2 = jax.vmap(jax.hessian(point))(q)
-        v = jax.lax.stop_gradient(psi)
-        H_ll = _gram(J, W * d2[:, 0, 0]) + jax.hessian(lambda xl: v @ res(xl))(xl)
-        H_le = J.T @ (W[:, None] * d2[:, 0, 1:])
-        H_ee = jnp.sum(W[:, None, None] * d2[:, 1:, 1:], axis=0)
-        return jnp.block([[H_ll, H_le], [H_le.T, H_ee]])
 
-    Hn = jax.lax.cond(exact, newton, lambda _: Hg, None)
-    return f, g, Hg, Hn
+def _exact(x, aux, inputs, y_t, w, out_w, frozen_values, delta, *, law, objective, layout):
+    """The exact Hessian at ``x``, given ``aux = (J, r)`` from :func:`_fgh` there: the
+    loss's curvature on ``J`` plus the second-order term ``sum_i v_i d^2 r_i``
+    (``v = w rho'(r)`` held fixed), the Jacobian of ``J^T v``, forward over reverse. It is
+    computed apart from the Gauss-Newton part, so what a start gets from :func:`_fgh` never
+    depends on whether its block asked for this."""
+    J, r = aux
+    n_law = layout.law_size
+    xl, e = x[:n_law], x[n_law:]
+    E = len(layout.extra)
+    res = _residual_fn(inputs, y_t, frozen_values, law=law, objective=objective, layout=layout)
+    W = _weights(w, out_w, y_t.shape)
+    if not E:
+        _, d1r, d2r = objective.rho_derivatives(r, delta)
+        v = jax.lax.stop_gradient(W * d1r)
+        return _gram(J, W * d2r) + jax.jacfwd(lambda z: jax.vjp(res, z)[1](v)[0])(xl)
+    q = _q(r, e, E)
+
+    def point(qi):
+        return objective.point(qi[0], tuple(qi[1 + j] for j in range(E)), delta)
+
+    d1 = jax.vmap(jax.grad(point))(q)
+    d2 = jax.vmap(jax.hessian(point))(q)
+    v = jax.lax.stop_gradient(W * d1[:, 0])
+    H_ll = _gram(J, W * d2[:, 0, 0]) + jax.hessian(lambda xl: v @ res(xl))(xl)
+    H_le = J.T @ (W[:, None] * d2[:, 0, 1:])
+    H_ee = jnp.sum(W[:, None, None] * d2[:, 1:, 1:], axis=0)
+    return jnp.block([[H_ll, H_le], [H_le.T, H_ee]])
 
 
 def _gram(J, c):
-    """``J^T diag(c) J`` as one fused multiply-and-sum (faster than a batched matmul of
-    tiny matrices on CPU)."""
+    """``J^T diag(c) J``: a matrix product for tables of more than a few dozen rows, one fused
+    multiply-and-sum for fewer (faster than a batched product of tiny matrices on CPU)."""
+    if J.shape[0] > 32:
+        return (J * c[:, None]).T @ J
     return jnp.sum(J[:, :, None] * (c[:, None, None] * J[:, None, :]), axis=0)
 
 
@@ -270,53 +269,106 @@ def _gauss_newton(r, J, W, q, delta, objective, n_law, e, E):
 
 
 def _start_extra(x, inputs, y_t, w, out_w, frozen_values, delta, *, law, objective, layout):
-    """Append the nuisance parameters' start to a start of the law's parameters: the
+    """Complete a start's nuisance coordinates (the entries of ``x`` after the law's): the
     likelihood's scale starts at ``delta`` times the mean absolute residual (the scale that
     minimises it when most residuals are in Huber's linear zone)."""
     if not layout.extra:
         return x
-    params = law.params(*layout.unpack_law(x, frozen_values))
+    n = layout.law_size
+    params = law.params(*layout.unpack_law(x[:n], frozen_values))
     pred = law.log_predict(params, *inputs) if objective.space == "log" else law(params, *inputs)
     W = _weights(w, out_w, y_t.shape)
     mad = jnp.sum(W * jnp.abs(jnp.ravel(pred - y_t))) / jnp.sum(W)
-    return jnp.concatenate([x, jnp.log(jnp.maximum(delta * mad, 1e-300))[None]])
+    return jnp.concatenate([x[:n], jnp.log(jnp.maximum(delta * mad, 1e-300))[None]])
+
+
+def _floor(inputs, y_t, w, out_w, frozen_values, delta, *, objective):
+    """The objective's rounding floor on a table (:meth:`~jaxlaws.objectives.Objective.floor`)."""
+    return objective.floor(jnp.ravel(y_t), _weights(w, out_w, y_t.shape))
+
+
+#: Step fraction of the finite difference that gives the residuals' second directional
+#: derivative (Transtrum and Sethna use 0.1).
+ACCEL_H = 0.1
+
+
+def _accel(x, v, aux, inputs, y_t, w, out_w, frozen_values, delta, *, law, objective, layout):
+    """The right-hand side of geodesic acceleration at ``x`` along the step ``v``,
+    ``J^T diag(c) r_vv``: the residuals' second directional derivative, by one more
+    evaluation of the residuals, ``r_vv = (2 / h) ((r(x + h v) - r(x)) / h - J v)``, weighted
+    as in the Gauss-Newton curvature (``aux = (J, r)`` from the evaluation at ``x``)."""
+    J, r = aux
+    c = _weights(w, out_w, y_t.shape) * objective.irls(r, delta)
+    n = layout.law_size
+    xh = x[:n] + ACCEL_H * v[:n]
+    params = law.params(*layout.unpack_law(xh, frozen_values))
+    pred = law.log_predict(params, *inputs) if objective.space == "log" else law(params, *inputs)
+    r_h = jnp.ravel(pred - y_t)
+    rvv = (2.0 / ACCEL_H) * ((r_h - r) / ACCEL_H - J @ v[:n])
+    return jnp.concatenate([J.T @ (c * rvv), jnp.zeros(len(layout.extra))])
 
 
 # ----------------------------------------------------------------------------------------
-# The compiled solve
+# The compiled step loop
 # ----------------------------------------------------------------------------------------
 
 
-def program(x0s, inputs, y, w, out_w, frozen_values, delta, ftol, *, law, objective, layout, plan, tabled):
-    """Every start of every table in one call; ``tabled`` says which of ``(inputs, y, w)``
-    carry a leading table axis (none: one table)."""
+def program(
+    slots,
+    n_steps,
+    refill_at,
+    inputs,
+    y,
+    w,
+    out_w,
+    frozen_values,
+    delta,
+    ftol,
+    *,
+    law,
+    objective,
+    layout,
+    block,
+    max_steps,
+    certify,
+    accelerate,
+    tabled,
+):
+    """A bounded number of solver steps on a batch of slots (:func:`jaxlaws.solvers.advance`)
+    for this law, objective and layout; ``tabled`` says which of ``(inputs, y, w)`` carry a
+    leading table axis (a slot's table is its index into them)."""
     box = solvers.Box(*(jnp.asarray(b) for b in layout.box()))
     y_t = jnp.log(y) if objective.space == "log" else y
     data = {"inputs": inputs, "y": y_t, "w": w}
     keys = [k for k, b in zip(("inputs", "y", "w"), tabled) if b]
-    tables = {k: data[k] for k in keys} if keys else None
     common = dict(law=law, objective=objective, layout=layout)
 
-    def unpack(tab):
+    def args(t):
         d = dict(data)
-        if tab is not None:
-            d.update(tab)
+        for k in keys:
+            d[k] = jax.tree_util.tree_map(lambda a: a[t], data[k])
         return d["inputs"], d["y"], d["w"], out_w, frozen_values, delta
 
-    fgh = partial(_fgh, **common)
-    start = partial(_start_extra, **common)
-    return solvers.solve_tables(
-        lambda x, tab, exact: fgh(x, *unpack(tab), exact),
-        x0s,
-        tables,
+    return solvers.advance(
+        lambda x, t: _fgh(x, *args(t), **common),
+        slots,
+        n_steps,
+        refill_at,
         box,
-        plan=plan,
+        block=block,
+        max_steps=max_steps,
         ftol=ftol,
-        start=lambda x, tab: start(x, *unpack(tab)),
+        certify=certify,
+        exact=(lambda x, aux, t: _exact(x, aux, *args(t), **common))
+        if objective.polish == "newton"
+        else None,
+        accelerate=(lambda x, v, aux, t: _accel(x, v, aux, *args(t), **common)) if accelerate else None,
+        start=(lambda x, t: _start_extra(x, *args(t), **common)) if layout.extra else None,
+        floor=lambda t: _floor(*args(t), objective=objective),
     )
 
 
-_STATIC = ("law", "objective", "layout", "plan", "tabled")
+_STATIC = ("law", "objective", "layout", "block", "max_steps", "certify", "accelerate", "tabled")
 
 
 @functools.cache
@@ -324,18 +376,25 @@ def _jitted(backend: str):
     return jax.jit(program, static_argnames=_STATIC, compiler_options=compiler_options())
 
 
-def solve(*args, **static):
-    """The compiled solve (one program per law, objective, layout, plan and shapes),
-    compiled with :func:`jaxlaws.compilation.compiler_options`."""
-    return _jitted(jax.default_backend())(*args, **static)
+@functools.lru_cache(maxsize=32)
+def _sharded(devices: tuple, n_data: int, static: tuple):
+    from jax.sharding import Mesh, PartitionSpec
+
+    mesh = Mesh(np.array(devices), ("slots",))
+    specs = (PartitionSpec("slots"),) + (PartitionSpec(),) * (n_data + 2)
+    fn = functools.partial(program, **dict(static))
+    return jax.jit(
+        jax.shard_map(fn, mesh=mesh, in_specs=specs, out_specs=PartitionSpec("slots"), check_vma=False),
+        compiler_options=compiler_options(),
+    )
 
 
 def lower(*args, **static):
-    """``jax.jit(...).lower`` of :func:`solve` (to inspect or time its compilation)."""
+    """``jax.jit(...).lower`` of the step program (to inspect or time its compilation)."""
     return _jitted(jax.default_backend()).lower(*args, **static)
 
 
-#: Gauss-Newton steps a table's screening may spend in all, spread over its starts (see
+#: Steps a table's screening may spend in all, spread over its starts (see
 #: :func:`auto_screen_steps`).
 SCREEN_BUDGET = 2560
 
@@ -343,82 +402,106 @@ SCREEN_BUDGET = 2560
 def auto_screen_steps(n_starts: int) -> int:
     """Screening steps per start: ``SCREEN_BUDGET / starts``, between 3 and 20 (20 for up
     to 128 starts, 3 for Hoffmann's 4500-start grid). Longer screening ranks starts by the
-    basin they are heading for rather than by where they began, and Gauss-Newton steps make
-    steadier progress far from an optimum than Newton steps (measured on the suite in
-    ``benchmarks/``); many starts need only a short screen to find the best few."""
+    basin they are heading for rather than by where they began; many starts need only a
+    short screen to find the best few."""
     return int(min(20, max(3, -(-SCREEN_BUDGET // max(int(n_starts), 1)))))
 
 
-def plan_for(
+#: Starts a table polishes in its first round (fewer for fewer than 64 starts: an eighth,
+#: at least 2), before its polishing widens.
+FIRST_ROUND = 8
+#: The stopping rule's bound on the expected number of optima not yet seen
+#: (:mod:`jaxlaws.multistart`).
+UNSEEN = 0.5
+#: Converged starts the best optimum needs before a fit may stop.
+MIN_HITS = 2
+#: Most random starts a multi-start draws in all, by default (``max_starts``).
+MAX_STARTS = 1024
+#: Most slots stepped at once.
+MAX_SLOTS = 4096
+
+
+def policy_for(
     n_starts: int,
-    n_tables: int,
-    n_residuals: int,
-    n_params: int,
     *,
     polish,
-    screen_steps: int,
+    screen_steps,
     max_steps: int,
-    keep_hessian: bool = False,
-    certify: bool = True,
-) -> solvers.Plan:
-    """The static plan of a solve.
+    drawn: bool = False,
+    unseen: float = UNSEEN,
+    min_hits: int = MIN_HITS,
+    max_starts: int | None = None,
+    max_seconds: float | None = None,
+    basin_rtol: float = 1e-6,
+) -> multistart.Policy:
+    """The multi-start's :class:`~jaxlaws.multistart.Policy`.
 
     ``polish="adaptive"`` (default) polishes :data:`FIRST_ROUND` starts per table first (an
-    eighth of them, at least 2, for fewer than 64) and widens in rounds; an int polishes
-    exactly that many; ``None`` polishes every start.
-    The number of solver slots grows with the work available and shrinks with the size of
-    one evaluation, so a batch keeps its slots busy without holding more than it uses.
+    eighth of them, at least 2, for fewer than 64) and widens in rounds: for the starts
+    given, until the best objective is reached by ``min_hits`` converged starts and a
+    widening finds nothing lower; for starts jaxlaws draws (``drawn``), until Boender and
+    Rinnooy Kan's estimate of optima not yet seen is at most ``unseen`` (drawing more, up to
+    ``max_starts``). An int polishes exactly that many of the best screened starts; ``None``
+    polishes every start (no screening: every start runs to its end).
     """
     for name, value, least in (("max_steps", max_steps, 1), ("screen_steps", screen_steps, 0)):
         if value is not None and (
             isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least
         ):
             raise ValueError(f"{name} must be a whole number >= {least}, got {value!r}")
-    if (
-        polish is not None
-        and polish != "adaptive"
-        and (isinstance(polish, bool) or not isinstance(polish, int | np.integer) or polish < 1)
-    ):
-        raise ValueError(f"polish must be 'adaptive', None or a whole number >= 1, got {polish!r}")
+    if polish is not None and not (isinstance(polish, str) and polish == "adaptive"):
+        if isinstance(polish, bool) or not isinstance(polish, int | np.integer) or polish < 1:
+            raise ValueError(f"polish must be 'adaptive', None or a whole number >= 1, got {polish!r}")
     S = int(n_starts)
     if screen_steps is None:
         screen_steps = auto_screen_steps(S)
+    screen = int(min(screen_steps, max_steps))
     if polish is None:
-        first = cap = S
+        first, cap, screen, rule = S, None, 0, -1.0
     elif isinstance(polish, str):
-        if polish != "adaptive":
-            raise ValueError(f"polish must be 'adaptive', an int or None, got {polish!r}")
-        first, cap = min(S, FIRST_ROUND, max(2, S // 8)), S
+        # the starts given: rounds until the best is confirmed and a widening finds nothing
+        # lower; starts jaxlaws draws: rounds (and more draws) until Boender and Rinnooy
+        # Kan's rule holds
+        first, cap, rule = min(S, FIRST_ROUND, max(2, S // 8)), None, float(unseen) if drawn else np.inf
     else:
-        if int(polish) < 1:
-            raise ValueError(f"polish must be at least 1, got {polish}")
         first = cap = min(int(polish), S)
-    work = max(1, n_residuals) * max(1, n_params)
-    budget = max(16, (1 << 21) // work)
-    slots = int(min(n_tables * cap, max(16, min(n_tables * 2 * first, budget))))
-    # many slots are stepped in blocks (small enough to stay in cache), so that a tail of
-    # slow starts steps one block
-    size = 1 << max(5, min(BLOCK.bit_length() - 1, ((1 << 18) // work).bit_length() - 1))
-    block = 0
-    if slots > 2 * size:
-        slots = -(-slots // size) * size
-        block = size
-    # screen on the polishing slots (one loop, the shortest compilation) unless there are
-    # many more starts than slots: then screen ahead, in cache-sized chunks
-    inline = n_tables * S <= INLINE_SCREEN * slots
-    chunk = 0 if inline else int(min(S, max(16, (1 << 18) // work)))
-    return solvers.Plan(
-        screen_steps=int(screen_steps),
+        rule = -1.0
+    if first >= S:
+        screen = 0  # every start is polished: ranking them changes nothing
+    return multistart.Policy(
+        screen_steps=screen,
         first=int(first),
-        cap=int(cap),
-        slots=slots,
+        cap=cap,
         max_steps=int(max_steps),
-        screen_chunk=chunk,
-        keep_hessian=bool(keep_hessian),
-        certify=bool(certify),
-        block=block,
-        soft_steps=SOFT_STEPS if SOFT_STEPS < max_steps else 0,
+        min_hits=int(min_hits),
+        unseen=rule,
+        basin_rtol=float(basin_rtol),
+        max_starts=int(max_starts) if max_starts is not None else (max(MAX_STARTS, S) if drawn else S),
+        max_seconds=max_seconds,
     )
+
+
+def slots_for(n_tasks: int, n_residuals: int, n_params: int, n_devices: int = 1) -> tuple[int, int]:
+    """``(slots, block)``: how many starts are stepped per call (across all devices), and
+    together.
+
+    On CPU a block holds about ``2**13`` residual-parameter products (2 to 256 starts), so
+    a tail of slow starts costs a few starts' work per step, not the batch's; on an
+    accelerator a device's slots are one block. A device's slots are a power of two (a few
+    programs serve every batch size), at least a block, at most :data:`MAX_SLOTS` and about
+    ``2**22`` products. The block does not depend on the number of devices, so a start's
+    arithmetic is the same on one device or several.
+    """
+    work = max(1, n_residuals) * max(1, n_params)
+    cap = max(1, min(MAX_SLOTS, (1 << 22) // work))
+    per_device = -(-int(n_tasks) // n_devices)
+    K = 1 << max(0, int(min(per_device, cap) - 1).bit_length())
+    if jax.default_backend() == "cpu":
+        B = 1 << max(1, min(8, ((1 << 13) // work).bit_length() - 1))
+        K = max(K, B)
+    else:
+        B = K
+    return int(K * n_devices), int(B)
 
 
 # ----------------------------------------------------------------------------------------
@@ -485,20 +568,6 @@ class Problem:
     def n_residuals(self) -> int:
         return len(self.data) * self.data.n_outputs
 
-    def plan(self, n_starts, n_tables=1, *, polish, screen_steps, max_steps, keep_hessian=False):
-        return plan_for(
-            n_starts,
-            n_tables,
-            self.n_residuals,
-            self.layout.size,
-            polish=polish,
-            screen_steps=screen_steps,
-            max_steps=max_steps,
-            keep_hessian=keep_hessian,
-            # a likelihood that is almost L1 has its minimum at a kink: no model certifies it
-            certify=self.objective.polish == "newton",
-        )
-
     def objective_fn(self):
         """The objective the solver minimises, as a pure JAX function of ``x`` (the free
         parameters' optimiser coordinates, then nuisance parameters) for this table: for
@@ -528,44 +597,97 @@ class Problem:
             jnp.asarray(np.float64(self.delta)),
         )
 
-    def static(self, plan: solvers.Plan, tabled=(False, False, False)) -> dict:
-        return dict(law=self.law, objective=self.objective, layout=self.layout, plan=plan, tabled=tabled)
-
     def solve(
         self,
         x0s,
         *,
         weights=None,
+        tables: dict | None = None,
+        n_tables: int | None = None,
         ftol,
         polish,
         screen_steps,
         max_steps,
-        keep_hessian=False,
         devices=None,
-    ) -> solvers.TableSolution:
-        """Run the compiled solve; ``weights`` ``(R, n)`` solves ``R`` resamples of the table.
+        draw=None,
+        accelerate: bool = True,
+        **rule,
+    ) -> multistart.TableSolution:
+        """Run the multi-start from ``x0s`` (rows of the law's optimiser coordinates).
 
-        Resamples are split across the first ``devices`` local devices (all by default),
-        padded to :func:`~jaxlaws.sharding.padded_size`; the padding is dropped.
+        ``weights`` ``(R, n)`` solves ``R`` resamples of the table; ``tables`` (a dict with
+        any of ``inputs``, ``y``, ``w`` carrying a leading table axis) solves many tables of
+        one shape (the first ``n_tables`` of them: the rest pad the arrays to a shape shared
+        by every call); otherwise this problem's table. ``draw`` ``(n, k) -> starts`` lets the
+        multi-start draw more starts while its rule does not hold; ``rule`` holds the
+        :func:`policy_for` options (``unseen``, ``min_hits``, ``max_starts``,
+        ``max_seconds``, ``basin_rtol``). Slots are split across the first ``devices`` local
+        devices (all by default; one for a single table).
         """
         inputs, y, w, out_w, frozen_values, delta = self.args()
-        x0s = jnp.asarray(np.asarray(x0s, np.float64))
-        ftol = jnp.asarray(np.float64(ftol))
+        tabled = [False, False, False]
+        T = 1
+        if weights is not None:
+            w = jnp.asarray(weights, jnp.float64)
+            tabled[2], T = True, w.shape[0]
+        for i, k in enumerate(("inputs", "y", "w")):
+            if tables is not None and k in tables:
+                v = tables[k]
+                v = tuple(jnp.asarray(a) for a in v) if k == "inputs" else jnp.asarray(v, jnp.float64)
+                inputs, y, w = (v, y, w) if i == 0 else (inputs, v, w) if i == 1 else (inputs, y, v)
+                tabled[i] = True
+                T = jax.tree_util.tree_leaves(v)[0].shape[0]
+        x0s = np.asarray(x0s, np.float64)
         S = x0s.shape[0]
-        if weights is None:
-            plan = self.plan(
-                S, 1, polish=polish, screen_steps=screen_steps, max_steps=max_steps, keep_hessian=keep_hessian
-            )
-            sol = solve(x0s, inputs, y, w, out_w, frozen_values, delta, ftol, **self.static(plan))
-            return jax.device_get(sol)
-        devs = local_devices(devices)
-        weights, n = pad_batch(jnp.asarray(weights, jnp.float64), len(devs))
-        per_device = weights.shape[0] // len(devs)
-        plan = self.plan(S, per_device, polish=polish, screen_steps=screen_steps, max_steps=max_steps)
-        args = (x0s, inputs, y, weights, out_w, frozen_values, delta, ftol)
-        batched = (False, False, False, True, False, False, False, False)
-        sol = map_batch(program, args, batched, devs, **self.static(plan, (False, False, True)))
-        return jax.tree_util.tree_map(lambda a: np.asarray(a)[:n], jax.device_get(sol))
+        policy = policy_for(
+            S, polish=polish, screen_steps=screen_steps, max_steps=max_steps, drawn=draw is not None, **rule
+        )
+        devs = local_devices(devices) if T > 1 else local_devices(1)
+        n_res = int(np.prod(np.shape(y)[1:] if tabled[1] else np.shape(y)))
+        K, B = slots_for(T * S, n_res, self.layout.size, len(devs))
+        static = dict(
+            law=self.law,
+            objective=self.objective,
+            layout=self.layout,
+            block=B,
+            max_steps=int(max_steps),
+            # a likelihood that is almost L1 has its minimum at a kink: no model certifies it
+            certify=self.objective.certify,
+            accelerate=bool(accelerate) and not self.layout.extra,
+            tabled=tuple(tabled),
+        )
+        data = (inputs, y, w, out_w, frozen_values, delta, jnp.asarray(np.float64(ftol)))
+        if len(devs) == 1:
+            fn = functools.partial(_jitted(jax.default_backend()), **static)
+        else:
+            fn = _sharded(tuple(devs), len(data), tuple(sorted(static.items())))
+        n_extra = len(self.layout.extra)
+
+        def step(sl, n_steps, refill_at):
+            out = fn(sl, np.int32(n_steps), np.int32(refill_at // len(devs)), *data)
+            return jax.device_get(out)
+
+        def init(xs):
+            xs = np.asarray(xs, np.float64)
+            xs = np.concatenate([xs, np.zeros((len(xs), n_extra))], axis=1)
+            lo, hi = (np.asarray(b) for b in self.layout.box()[:2])
+            return solvers.lm_init_batch(np.clip(xs, lo, hi))
+
+        T = T if n_tables is None else int(n_tables)
+        floor = self._floors(y, w, out_w, tabled, T)
+        return multistart.run(step, init, x0s, T, policy, slots=K, block=B, draw=draw, floor=floor)
+
+    def _floors(self, y, w, out_w, tabled, T) -> np.ndarray:
+        """Each table's objective rounding floor, on the host."""
+        y, w, out_w = np.asarray(y, np.float64), np.asarray(w, np.float64), np.asarray(out_w, np.float64)
+        out = np.zeros(T)
+        for t in range(T):
+            yt = y[t] if tabled[1] else y
+            wt = w[t] if tabled[2] else w
+            yt = np.log(yt) if self.objective.space == "log" else yt
+            W = (wt[:, None] * out_w[None, :]).ravel() if yt.ndim == 2 else wt
+            out[t] = self.objective.floor(yt.ravel(), W)
+        return out
 
 
 def _configure_law(law: Law, data: LawData) -> Law:

@@ -1,37 +1,44 @@
-"""Batched Levenberg-Marquardt for small problems, with status codes instead of exceptions.
+"""Levenberg-Marquardt for small problems, with status codes instead of exceptions.
 
-The solver is written for one start; batches come from ``vmap``. Every loop is bounded by
-``max_steps`` and reports why it stopped (:data:`CONVERGED`, :data:`MAX_STEPS`,
-:data:`NONFINITE`, :data:`STALLED`). The curvature comes with the value and gradient
-(``fgh(x) -> (f, g, H)``): the exact Hessian, or for sums of a robust loss of residuals the
-reweighted Gauss-Newton matrix, which majorises Huber's loss and so makes fast progress far
-from the optimum; the exact Hessian converges quadratically near it.
+A solver is a state and a step, as in optimistix: :func:`lm_init` makes a start's state,
+:func:`lm_update` takes the objective at the trial point and proposes the next one, and
+every loop is bounded and reports why it stopped (:data:`CONVERGED`, :data:`MAX_STEPS`,
+:data:`NONFINITE`, :data:`STALLED`, :data:`DIVERGED`). The step is written for one start;
+batches come from ``vmap``.
+
+The curvature comes with the value and gradient (``fgh(x) -> (f, g, H)``): the exact
+Hessian, or for sums of a robust loss of residuals the reweighted Gauss-Newton matrix,
+which majorises Huber's loss and so makes fast progress far from the optimum; the exact
+Hessian converges quadratically near it (Fletcher and Xu's hybrid rule chooses). Along a
+curved valley, a Gauss-Newton step may be corrected by the residuals' second directional
+derivative (geodesic acceleration, Transtrum and Sethna 2012), so the step follows the
+valley instead of crawling along its chord.
 
 Bounds are closed boxes ``lower <= x <= upper`` (``-inf``/``inf`` where open), handled as
 scipy's L-BFGS-B does in spirit: a coordinate at a bound whose gradient points outward is
 held there for the step (projected Newton, Bertsekas 1982), the step is projected onto the
 box, and convergence is judged on the free coordinates.
 
-One step evaluates ``fgh`` once, at the trial point, so a loop body holds one copy of the
-law's derivative program: that keeps compilation short.
+:func:`advance` steps a batch of starts (slots) of many tables in one compiled call, for a
+bounded number of steps, in blocks that skip finished starts; :mod:`jaxlaws.multistart`
+drives it from the host (which starts run, when a fit stops).
 
-:func:`solve_tables` fits many tables (one, the groups of a batch job, or bootstrap
-resamples) from many starts in one call: every start is screened with a few Gauss-Newton
-steps, then starts are polished in rank order by a pool of ``slots`` solver slots that are
-refilled as soon as a start finishes, so the cost is the total number of steps, not the
-slowest start's steps times the batch. A table's polishing widens in rounds (``first``,
-``2 first``, ``4 first``, ...) until its best objective is reached by at least two starts
-and a wider round finds nothing lower; what happens to one table never depends on the
-others in the batch.
+References:
+    Levenberg 1944, Marquardt 1963; Nielsen, "Damping parameter in Marquardt's method",
+    1999; Fletcher and Xu, "Hybrid methods for nonlinear least squares", 1987; Transtrum
+    and Sethna, "Improvements to the Levenberg-Marquardt algorithm for nonlinear
+    least-squares minimization", arXiv:1201.5885, 2012; Bertsekas, "Projected Newton
+    methods for optimization problems with simple constraints", 1982.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 __all__ = [
     "CONVERGED",
@@ -39,38 +46,42 @@ __all__ = [
     "NONFINITE",
     "SCREENED",
     "STALLED",
-    "ABANDONED",
+    "DIVERGED",
+    "RUNNING",
     "STATUS_NAMES",
-    "Plan",
     "Box",
+    "LMState",
     "Solution",
-    "TableSolution",
+    "Slots",
     "make_box",
     "spd_solve",
+    "lm_init",
+    "lm_init_batch",
+    "lm_update",
     "levenberg_marquardt",
     "newton_fgh",
-    "solve_tables",
+    "advance",
 ]
 
-#: The start converged: an accepted step decreased the objective by less than ``ftol``
-#: relative and the undamped Newton model predicts no more than that from the point reached.
+#: The start converged: the undamped model predicts a decrease of at most ``ftol`` relative
+#: from the point reached (a first-order point on the free coordinates).
 CONVERGED = 0
 #: ``max_steps`` ran out before convergence.
 MAX_STEPS = 1
 #: The objective or its derivatives were not finite at the start.
 NONFINITE = 2
-#: Not polished: after screening this start ranked below the starts its table polished.
+#: Not polished to the end: the multi-start's rule stopped before this start was needed.
 SCREENED = 3
-#: No step decreases the objective any more, yet its gradient is not small (a kink or a
-#: numerically flat ridge): the point is not a certified minimum.
+#: No step decreases the objective any more, yet the point is not certified (a kink, or a
+#: numerically flat ridge), or it made no progress over :data:`CRAWL_STEPS` steps.
 STALLED = 4
-#: Polishing stopped early: after the first stage of steps the start was still far above
-#: the best objective its table had reached (see :class:`Plan`'s ``soft_steps``).
-ABANDONED = 5
-STATUS_NAMES = ("converged", "max_steps", "nonfinite", "screened_out", "stalled", "abandoned")
+#: A coordinate ran off towards the open end of its constraint (beyond the box's
+#: ``runaway`` bound): the optimum it heads for lies at zero or infinity.
+DIVERGED = 5
+STATUS_NAMES = ("converged", "max_steps", "nonfinite", "screened_out", "stalled", "diverged")
+#: The status of a start that is still running.
+RUNNING = -1
 
-_RUNNING = -1
-_PAUSED = -2
 _LAM_MAX = 1e20
 #: Largest damping at which a negligible predicted decrease certifies convergence: with
 #: Marquardt's scaling the step is then within a factor ``1 + LAM_CERTIFY / mu`` of Newton's
@@ -80,11 +91,29 @@ LAM_CERTIFY = 1e-8
 #: region where the exact quadratic model holds, and the Gauss-Newton majoriser makes
 #: steadier progress there.
 LAM_NEWTON = 1e-3
-#: A paused start resumes if its objective is at most ``best + HOPE |best|``: twice the best
-#: for a positive objective.
-HOPE = 1.0
 #: The most a good step shrinks the damping by (Nielsen's rule uses 1/3).
 LAM_SHRINK = 1.0 / 3.0
+#: A Gauss-Newton step that decreases the objective by less than this fraction hands over
+#: to the exact Hessian where that is positive definite (Fletcher and Xu's hybrid rule,
+#: guarded): Gauss-Newton makes fast progress far from the optimum, where the exact Hessian
+#: misleads, and only linear progress near it.
+HYBRID_SWITCH = 1e-3
+#: The exact curvature's second-order part is recomputed after at most this many accepted
+#: Newton steps; in between, the last one is added to the current Gauss-Newton matrix (it
+#: changes slowly, and costs a Hessian of the law).
+REFRESH = 3
+#: Geodesic acceleration is used only while it is small against the step it corrects
+#: (``|a| <= ACCEL_RATIO |v|`` in Marquardt's scaled norm; Transtrum and Sethna use 0.75).
+ACCEL_RATIO = 0.75
+#: A start whose objective fell by less than :data:`CRAWL_RTOL` (relative) over this many
+#: steps without being certified is :data:`STALLED`: it crawls along a ridge where its
+#: steps no longer change the objective.
+CRAWL_STEPS = 50
+CRAWL_RTOL = 1e-10
+#: A start that no step moves any more is a minimum where its Newton decrement (the decrease
+#: the undamped model predicts) is at most this, relative to the objective: ``ftol`` is for
+#: decreases the objective shows, this for what rounding lets a stuck start certify.
+STALL_FTOL = 1e-10
 
 
 class Solution(NamedTuple):
@@ -141,14 +170,50 @@ def spd_solve(A, b):
 # ----------------------------------------------------------------------------------------
 
 
+class Box(NamedTuple):
+    """Closed bounds ``lo <= x <= hi``, the largest step a coordinate may take,
+    ``max(cap_abs, cap_rel |x|)`` (a step that would move a coordinate further is shortened
+    as a whole, its direction kept, so one step cannot throw a log-scale parameter to
+    ``exp(-130)``, where its gradient vanishes and it never returns), and ``runaway``: a
+    coordinate beyond ``+-runaway`` on a side where the box is open has run off towards
+    infinity (:data:`DIVERGED`)."""
+
+    lo: jnp.ndarray
+    hi: jnp.ndarray
+    cap_abs: jnp.ndarray
+    cap_rel: jnp.ndarray
+    runaway: jnp.ndarray
+
+
+def make_box(P, lower=None, upper=None, cap_abs=None, cap_rel=None, runaway=None) -> Box:
+    """A :class:`Box` for ``P`` coordinates (``None``: unbounded, no step cap, no runaway)."""
+
+    def full(v, fill):
+        return (
+            jnp.full(P, fill, jnp.float64)
+            if v is None
+            else jnp.broadcast_to(jnp.asarray(v, jnp.float64), (P,))
+        )
+
+    return Box(
+        full(lower, -jnp.inf),
+        full(upper, jnp.inf),
+        full(cap_abs, jnp.inf),
+        full(cap_rel, 0.0),
+        full(runaway, jnp.inf),
+    )
+
+
 class LMState(NamedTuple):
     """A start's solver state. ``x + d`` is the next trial point; ``fresh`` marks a state
     whose start has not been evaluated yet (its first trial is the start itself).
 
     ``Hg`` and ``Hn`` are the two curvatures at ``x`` (Gauss-Newton and exact; the same
     matrix where only one is given); ``newton`` says which the next step uses, ``hn_ok``
-    whether ``Hn`` is the exact curvature at ``x`` (it is computed only when some start wants
-    it), ``wants`` whether the next evaluation should compute it.
+    whether ``Hn`` is the exact curvature at ``x`` (it is computed only when this start
+    asked for it: ``wants``), ``accel`` whether the step ``d`` may still be corrected by
+    geodesic acceleration. ``f_ref`` is the objective :data:`CRAWL_STEPS` steps ago (at step
+    ``k_ref``), to recognise a crawl.
     """
 
     x: jnp.ndarray
@@ -159,6 +224,7 @@ class LMState(NamedTuple):
     hn_ok: jnp.ndarray
     wants: jnp.ndarray
     newton: jnp.ndarray
+    accel: jnp.ndarray
     d: jnp.ndarray
     pred: jnp.ndarray
     lam: jnp.ndarray
@@ -167,6 +233,9 @@ class LMState(NamedTuple):
     status: jnp.ndarray
     fresh: jnp.ndarray
     gnorm: jnp.ndarray
+    f_ref: jnp.ndarray
+    k_ref: jnp.ndarray
+    age: jnp.ndarray
 
     @property
     def H(self):
@@ -184,65 +253,57 @@ def _free(x, g, lo, hi):
     return ~(((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0)))
 
 
-def _damped_solve(H, g, lam, free):
-    """``(H + lam diag|H|) d = -g`` on the free coordinates (active ones get ``d = 0``)."""
-    P = g.shape[0]
-    eye = jnp.eye(P, dtype=H.dtype)
+def _scale(H):
+    """Marquardt's scaling: the curvature's diagonal, floored."""
     diag = jnp.abs(jnp.diagonal(H))
-    scale = jnp.maximum(diag, 1e-12 * jnp.max(diag) + 1e-300)
+    return jnp.maximum(diag, 1e-12 * jnp.max(diag) + 1e-300)
+
+
+def _damped_solve(H, b, lam, free):
+    """``(H + lam diag|H|) d = b`` on the free coordinates (held ones get ``d = 0``)."""
+    P = b.shape[0]
+    eye = jnp.eye(P, dtype=H.dtype)
     pair = free[:, None] & free[None, :]
-    A = jnp.where(pair, H + lam * scale * eye, eye)
-    d = spd_solve(A, jnp.where(free, -g, 0.0))
+    A = jnp.where(pair, H + lam * _scale(H) * eye, eye)
+    d = spd_solve(A, jnp.where(free, b, 0.0))
     return jnp.where(free, d, 0.0)
 
 
-class Box(NamedTuple):
-    """Closed bounds ``lo <= x <= hi`` and the largest step a coordinate may take,
-    ``max(cap_abs, cap_rel |x|)``: a step that would move a coordinate further is shortened
-    as a whole (its direction kept), so one step cannot throw a log-scale parameter to
-    ``exp(-130)``, where its gradient vanishes and it never returns."""
-
-    lo: jnp.ndarray
-    hi: jnp.ndarray
-    cap_abs: jnp.ndarray
-    cap_rel: jnp.ndarray
-
-
-def make_box(P, lower=None, upper=None, cap_abs=None, cap_rel=None) -> Box:
-    """A :class:`Box` for ``P`` coordinates (``None``: unbounded, no step cap)."""
-
-    def full(v, fill):
-        return (
-            jnp.full(P, fill, jnp.float64)
-            if v is None
-            else jnp.broadcast_to(jnp.asarray(v, jnp.float64), (P,))
-        )
-
-    return Box(full(lower, -jnp.inf), full(upper, jnp.inf), full(cap_abs, jnp.inf), full(cap_rel, 0.0))
+def _fit_step(x, d, box):
+    """Shorten ``d`` to the step cap (its direction kept) and project ``x + d`` onto the box."""
+    cap = jnp.maximum(box.cap_abs, box.cap_rel * jnp.abs(x))
+    d = d * jnp.minimum(1.0, jnp.min(cap / jnp.maximum(jnp.abs(d), 1e-300)))
+    return jnp.clip(x + d, box.lo, box.hi) - x
 
 
 def _propose(x, g, H, lam, box):
     """The next step from ``x``: damped, shortened to the step cap, projected onto the box,
-    with its predicted decrease. Where ``H + lam diag|H|`` does not factor, ``lam`` grows
-    (by 16, from at least 1e-8) until it does. Returns ``(d, pred, lam, grew)``."""
-    lo, hi = box.lo, box.hi
-    free = _free(x, g, lo, hi)
+    with its predicted decrease. Where ``H + lam diag|H|`` does not factor, or the projected
+    step would not decrease the quadratic model (projection can turn a Newton step uphill),
+    ``lam`` grows (by 16, from at least 1e-8) until it does: a heavily damped step is a
+    short scaled-gradient step, which projection keeps downhill. Returns
+    ``(d, pred, lam, grew)``."""
+    free = _free(x, g, box.lo, box.hi)
+
+    def trial(lam_k):
+        d = _damped_solve(H, -g, lam_k, free)
+        ok = jnp.all(jnp.isfinite(d))
+        d = _fit_step(x, jnp.where(ok, d, 0.0), box)
+        pred = -(g @ d + 0.5 * d @ (H @ d))
+        return d, pred, ok & ((pred > 0) | jnp.all(d == 0.0))
 
     def cond(c):
-        return ~c[2] & (c[0] < _LAM_MAX)
+        return ~c[3] & (c[0] < _LAM_MAX)
 
     def body(c):
-        lam_k = jnp.where(c[3] == 0, c[0], jnp.maximum(c[0] * 16.0, 1e-8))
-        d = _damped_solve(H, g, lam_k, free)
-        return lam_k, d, jnp.all(jnp.isfinite(d)), c[3] + 1
+        lam_k = jnp.maximum(c[0] * 16.0, 1e-8)
+        d, pred, ok = trial(lam_k)
+        return lam_k, d, pred, ok, c[4] + 1
 
-    lam, d, ok, tries = jax.lax.while_loop(cond, body, (lam, jnp.zeros_like(g), jnp.asarray(False), 0))
+    d, pred, ok = trial(lam)
+    lam, d, pred, ok, tries = jax.lax.while_loop(cond, body, (lam, d, pred, ok, 0))
     d = jnp.where(ok, d, 0.0)
-    cap = jnp.maximum(box.cap_abs, box.cap_rel * jnp.abs(x))
-    d = d * jnp.minimum(1.0, jnp.min(cap / jnp.maximum(jnp.abs(d), 1e-300)))
-    d = jnp.clip(x + d, lo, hi) - x
-    pred = -(g @ d + 0.5 * d @ (H @ d))
-    return d, pred, lam, tries > 1
+    return d, jnp.where(ok, pred, 0.0), lam, tries > 0
 
 
 def _grad_norm(x, g, box):
@@ -263,22 +324,52 @@ def lm_init(x0, lam0=1e-3) -> LMState:
         hn_ok=jnp.asarray(False),
         wants=jnp.asarray(False),
         newton=jnp.asarray(False),
+        accel=jnp.asarray(False),
         d=jnp.zeros(P),
         pred=jnp.asarray(0.0),
         lam=jnp.asarray(lam0, jnp.float64),
         nu=jnp.asarray(2.0),
         steps=jnp.asarray(0, jnp.int32),
-        status=jnp.asarray(_RUNNING, jnp.int32),
+        status=jnp.asarray(RUNNING, jnp.int32),
         fresh=jnp.asarray(True),
         gnorm=jnp.asarray(jnp.inf),
+        f_ref=jnp.asarray(jnp.inf),
+        k_ref=jnp.asarray(0, jnp.int32),
+        age=jnp.asarray(0, jnp.int32),
     )
 
 
-#: A Gauss-Newton step that decreases the objective by less than this fraction hands over
-#: to the exact Hessian where that is positive definite (Fletcher and Xu's hybrid rule,
-#: guarded): Gauss-Newton makes fast progress far from the optimum, where the exact Hessian
-#: misleads, and only linear progress near it.
-HYBRID_SWITCH = 1e-3
+def lm_init_batch(x0s, lam0=1e-3) -> LMState:
+    """Fresh states at the rows of ``x0s``, as NumPy arrays (no program is compiled)."""
+    x0s = np.asarray(x0s, np.float64)
+    n, P = x0s.shape
+    eye = np.broadcast_to(np.eye(P), (n, P, P)).copy()
+
+    def full(v, dtype=np.float64):
+        return np.full(n, v, dtype)
+
+    return LMState(
+        x=x0s.copy(),
+        f=full(np.inf),
+        g=np.zeros((n, P)),
+        Hg=eye,
+        Hn=eye.copy(),
+        hn_ok=full(False, bool),
+        wants=full(False, bool),
+        newton=full(False, bool),
+        accel=full(False, bool),
+        d=np.zeros((n, P)),
+        pred=full(0.0),
+        lam=full(lam0),
+        nu=full(2.0),
+        steps=full(0, np.int32),
+        status=full(RUNNING, np.int32),
+        fresh=full(True, bool),
+        gnorm=full(np.inf),
+        f_ref=full(np.inf),
+        k_ref=full(0, np.int32),
+        age=full(0, np.int32),
+    )
 
 
 def lm_update(
@@ -291,7 +382,7 @@ def lm_update(
     *,
     max_steps,
     ftol,
-    gtol,
+    fatol=0.0,
     exact=True,
     certify=True,
     computed=True,
@@ -299,13 +390,17 @@ def lm_update(
     """Take the evaluation ``(f_t, g_t, Hg_t, Hn_t)`` at the trial point ``s.x + s.d``:
     accept or reject it, update the damping (Nielsen's rule), choose the next step's
     curvature (Gauss-Newton while it makes fast progress, then exact), test convergence and
-    propose the next step. ``exact=False`` keeps to Gauss-Newton steps; ``computed=False``
-    says that ``Hn_t`` is not the exact curvature (it was not asked for); ``max_steps`` may be
-    an array (one budget per state). ``certify=False`` counts a negligible accepted
+    propose the next step. ``fatol`` is the objective's rounding floor (an exact fit cannot
+    show a relative decrease). ``exact=False`` keeps to Gauss-Newton steps; ``computed=False``
+    says that ``Hn_t`` is not the exact curvature (it was not computed); ``max_steps`` may
+    be an array (one budget per state). ``certify=False`` counts a negligible accepted
     decrease, or a point no step decreases, as convergence without asking the model (for
     objectives whose minimum is a kink, such as a likelihood that is almost L1). A state
-    that has stopped (``status >= 0``) is returned unchanged."""
-    running = s.status == _RUNNING
+    that has stopped (``status >= 0``) is returned unchanged.
+
+    The exact curvature is taken as such only where this state asked for it (``s.wants``),
+    so a start's path never depends on what its batch-mates asked for."""
+    running = s.status == RUNNING
     trial = s.x + s.d
     ok = _all_finite(f_t, g_t, Hg_t, Hn_t)
     actual = s.f - f_t
@@ -322,15 +417,20 @@ def lm_update(
     f = jnp.where(accept, f_t, s.f)
     g = jnp.where(accept, g_t, s.g)
     Hg = jnp.where(accept, Hg_t, s.Hg)
-    Hn = jnp.where(accept, Hn_t, s.Hn)
-    hn_ok = jnp.where(accept, computed, s.hn_ok)
+    # the exact curvature's second-order part (Hn - Hg) changes slowly: where it was not
+    # computed at the trial, the last one computed (at most REFRESH accepted steps ago) is
+    # added to the new Gauss-Newton matrix
+    fresh_exact = computed & s.wants
+    Hn = jnp.where(accept, jnp.where(fresh_exact, Hn_t, Hg_t + (s.Hn - s.Hg)), s.Hn)
+    hn_ok = jnp.where(accept, fresh_exact | (s.hn_ok & (s.age + 1 < REFRESH)), s.hn_ok)
+    age = jnp.where(accept, jnp.where(fresh_exact, 0, s.age + 1), s.age)
     steps = s.steps + 1
     pg = _grad_norm(x, g, box)
     newton = jnp.where(accept, slow, s.newton) & exact & hn_ok
-    small = accept & ~s.fresh & (actual <= ftol * jnp.abs(s.f))
+    small = accept & ~s.fresh & (actual <= ftol * jnp.abs(s.f) + fatol)
     # a rejected trial whose model promised a negligible decrease: the objective cannot
     # show a gain that small. Certified if that model was near-Newton (small damping)
-    tiny = ~accept & ~s.fresh & ok & (s.pred <= ftol * jnp.abs(s.f))
+    tiny = ~accept & ~s.fresh & ok & (s.pred <= ftol * jnp.abs(s.f) + fatol)
     certified_reject = tiny & ((s.lam <= LAM_CERTIFY) | (not certify))
     # after a negligible decrease, or such a rejection, the next step is a near-Newton one:
     # if even that model predicts nothing more from here, the point is certified
@@ -340,16 +440,30 @@ def lm_update(
     # the exact curvature stays in use only where it is positive definite at the damping
     newton = newton & ~grew
     # ask for the exact curvature at the next trial while progress is slow or Newton steps run
-    wants = exact & (jnp.where(accept, slow, s.wants) | newton)
-    certified = ((pred <= ftol * jnp.abs(f)) & (lam <= LAM_CERTIFY)) | (not certify)
-    status = jnp.where(s.fresh & ~ok, NONFINITE, _RUNNING)
+    wants = exact & (jnp.where(accept, slow, s.wants) | newton) & (~hn_ok | (age + 1 >= REFRESH))
+    certified = ((pred <= ftol * jnp.abs(f) + fatol) & (lam <= LAM_CERTIFY)) | (not certify)
+    status = jnp.where(s.fresh & ~ok, NONFINITE, RUNNING)
     status = jnp.where((small & certified) | certified_reject | (accept & (f == 0.0)), CONVERGED, status)
-    stalled = (status == _RUNNING) & (lam >= _LAM_MAX)
-    # a stall is a minimum where the gradient is negligible, or anywhere for an objective
-    # whose minimum is a kink (no step decreases it; its subgradient need not vanish)
-    flat = (pg <= gtol * (1.0 + jnp.abs(f))) | (not certify)
-    status = jnp.where(stalled, jnp.where(flat, CONVERGED, STALLED), status)
-    status = jnp.where((status == _RUNNING) & (steps >= max_steps), MAX_STEPS, status)
+    # a coordinate beyond its runaway bound on an open side: the start heads for infinity
+    away = jnp.any(((x > box.runaway) & (box.hi == jnp.inf)) | ((x < -box.runaway) & (box.lo == -jnp.inf)))
+    status = jnp.where((status == RUNNING) & away, DIVERGED, status)
+    # no step decreases the objective any more (the damping ran out), or none did much over
+    # CRAWL_STEPS steps (a crawl along a ridge): a minimum if the undamped model predicts a
+    # negligible decrease from here (scale-free: the Newton decrement on the free
+    # coordinates), or anywhere for an objective whose minimum is a kink; else stalled
+    window = (steps - s.k_ref) >= CRAWL_STEPS
+    crawl = window & ((s.f_ref - f) <= CRAWL_RTOL * jnp.abs(f))
+    stuck = (status == RUNNING) & ((lam >= _LAM_MAX) | crawl)
+    H_use = jnp.where(newton, Hn, Hg)
+    d_n = _damped_solve(H_use, -g, LAM_CERTIFY, _free(x, g, box.lo, box.hi))
+    decrement = -(g @ d_n + 0.5 * d_n @ (H_use @ d_n))
+    flat = (
+        (jnp.isfinite(decrement) & (decrement <= STALL_FTOL * jnp.abs(f) + fatol))
+        | (pg == 0.0)
+        | (not certify)
+    )
+    status = jnp.where(stuck, jnp.where(flat, CONVERGED, STALLED), status)
+    status = jnp.where((status == RUNNING) & (steps >= max_steps), MAX_STEPS, status)
     new = LMState(
         x=x,
         f=jnp.where(s.fresh & ~ok, jnp.inf, f),
@@ -359,6 +473,7 @@ def lm_update(
         hn_ok=hn_ok,
         wants=wants,
         newton=newton,
+        accel=~newton,
         d=d,
         pred=pred,
         lam=lam,
@@ -367,28 +482,37 @@ def lm_update(
         status=status.astype(jnp.int32),
         fresh=jnp.asarray(False),
         gnorm=pg,
+        f_ref=jnp.where(window | s.fresh, f, s.f_ref),
+        k_ref=jnp.where(window | s.fresh, steps, s.k_ref).astype(jnp.int32),
+        age=age.astype(jnp.int32),
     )
     return jax.tree_util.tree_map(lambda a, b: jnp.where(running, a, b), new, s)
+
+
+def lm_accelerate(s: LMState, rhs, box: Box) -> LMState:
+    """Correct a Gauss-Newton step by geodesic acceleration.
+
+    ``rhs`` is ``J^T C r_vv``: the residuals' second directional derivative along the step
+    ``v = s.d``, weighted as in the curvature. The acceleration ``a`` solves the same damped
+    system, ``(H + lam D) a = -rhs``, and the step becomes ``v + a / 2`` where
+    ``|a| <= ACCEL_RATIO |v|`` (scaled by ``D``), else stays ``v``. A state that is not
+    running, or whose next step is a Newton step, is returned unchanged.
+    """
+    use = s.accel & (s.status == RUNNING) & _all_finite(rhs)
+    free = _free(s.x, s.g, box.lo, box.hi) & (s.d != 0.0)
+    a = _damped_solve(s.Hg, -rhs, s.lam, free)
+    D = _scale(s.Hg)
+    small = jnp.sum(D * a * a) <= ACCEL_RATIO**2 * jnp.sum(D * s.d * s.d)
+    use = use & small & _all_finite(a)
+    d = _fit_step(s.x, s.d + 0.5 * jnp.where(use, a, 0.0), box)
+    # the damping and the certificate keep to the Gauss-Newton model of the velocity ``v``
+    # (``s.pred``): the accelerated step is judged by the objective alone
+    return s._replace(d=jnp.where(use, d, s.d))
 
 
 def _four(out):
     """``(f, g, H)`` or ``(f, g, H_gauss_newton, H_exact)`` -> the latter."""
     return out if len(out) == 4 else (out[0], out[1], out[2], out[2])
-
-
-def _run(fgh, x0, box, *, max_steps, ftol, gtol, lam0=1e-3, certify=True) -> LMState:
-    def cond(s):
-        return s.status == _RUNNING
-
-    def body(s):
-        f, g, Hg, Hn = _four(fgh(s.x + s.d))
-        return lm_update(s, f, g, Hg, Hn, box, max_steps=max_steps, ftol=ftol, gtol=gtol, certify=certify)
-
-    return jax.lax.while_loop(cond, body, lm_init(x0, lam0))
-
-
-def _solution(s: LMState) -> Solution:
-    return Solution(x=s.x, f=s.f, grad_norm=s.gnorm, steps=s.steps, status=s.status)
 
 
 def levenberg_marquardt(
@@ -397,7 +521,6 @@ def levenberg_marquardt(
     *,
     max_steps: int,
     ftol=1e-13,
-    gtol=1e-9,
     lam0=1e-3,
     lower=None,
     upper=None,
@@ -405,9 +528,9 @@ def levenberg_marquardt(
 ) -> Solution:
     """Minimise from ``x0`` with Levenberg-Marquardt steps on the curvature given by ``fgh``.
 
-    Each step solves ``(H + lam diag|H|) d = -g`` (Marquardt's scaling) by Cholesky on the
-    coordinates not held at a bound, projects ``x + d`` onto the box, and accepts the
-    trial point if it decreases ``f``; ``lam`` follows Nielsen's rule.
+    Each step solves ``(H + lam diag|H|) d = -g`` (Marquardt's scaling) on the coordinates
+    not held at a bound, projects ``x + d`` onto the box, and accepts the trial point if it
+    decreases ``f``; ``lam`` follows Nielsen's rule.
 
     Args:
         fgh: ``x -> (f, g, H)``, or ``x -> (f, g, H_gauss_newton, H_exact)`` for the hybrid
@@ -416,9 +539,6 @@ def levenberg_marquardt(
         max_steps: bound on the number of evaluations of ``fgh`` (a Python int).
         ftol: converged when an accepted step decreases ``f`` by less than ``ftol``
             relative and the undamped Newton model predicts no more than that.
-        gtol: when no step decreases ``f`` any more, the point counts as converged if
-            ``max |g| <= gtol (1 + |f|)`` on the free coordinates or the Newton model
-            predicts a negligible decrease, and as :data:`STALLED` otherwise.
         lam0: initial damping.
         lower, upper: closed bounds on ``x`` (default: none).
         max_step: the largest change of a coordinate in one step (default: none).
@@ -426,93 +546,41 @@ def levenberg_marquardt(
     Returns:
         A :class:`Solution`; ``status`` is :data:`CONVERGED`, :data:`MAX_STEPS`,
         :data:`NONFINITE` or :data:`STALLED`.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from jaxlaws import solvers
+        >>> fgh = solvers.newton_fgh(lambda x: jnp.sum((x - 2.0) ** 2))
+        >>> sol = solvers.levenberg_marquardt(fgh, jnp.zeros(2), max_steps=50)
+        >>> solvers.STATUS_NAMES[int(sol.status)], [round(float(v), 6) for v in sol.x]
+        ('converged', [2.0, 2.0])
     """
     x0 = jnp.asarray(x0, jnp.float64)
     box = make_box(x0.shape[0], lower, upper, max_step)
-    s = _run(fgh, jnp.clip(x0, box.lo, box.hi), box, max_steps=max_steps, ftol=ftol, gtol=gtol, lam0=lam0)
-    return _solution(s)
+
+    def body(s):
+        f, g, Hg, Hn = _four(fgh(s.x + s.d))
+        return lm_update(s, f, g, Hg, Hn, box, max_steps=max_steps, ftol=ftol)
+
+    s = jax.lax.while_loop(lambda s: s.status == RUNNING, body, lm_init(jnp.clip(x0, box.lo, box.hi), lam0))
+    return Solution(x=s.x, f=s.f, grad_norm=s.gnorm, steps=s.steps, status=s.status)
 
 
 # ----------------------------------------------------------------------------------------
-# Many tables, many starts: screen, then polish in rounds with refilled slots
+# Many starts of many tables: a bounded number of steps on a batch of slots
 # ----------------------------------------------------------------------------------------
 
 
-class Plan(NamedTuple):
-    """Static sizes of :func:`solve_tables` (they set the compiled program's shapes).
+class Slots(NamedTuple):
+    """A batch of starts being stepped: their solver states, the table each belongs to,
+    the step at which each pauses (its budget in this call), and which task (an index the
+    caller keeps) each slot holds. Slots are reordered (the running ones first), so the
+    caller reads ``task`` to put results back."""
 
-    Attributes:
-        screen_steps: Gauss-Newton steps every start takes before ranking (``0``: none;
-            starts are then polished in their given order).
-        first: starts a table polishes in its first round.
-        cap: most starts a table polishes (``first <= cap <= starts``).
-        slots: solver slots working at once (refilled as starts finish).
-        max_steps: bound on a start's polishing evaluations.
-        screen_chunk: ``0`` screens inside the polishing loop, on the same slots (one loop
-            in the program: the shortest compilation); otherwise every start is screened
-            first, ``screen_chunk`` at a time (for many starts of one table).
-        keep_hessian: also return every polished start's exact curvature (diagnostics).
-        certify: certify convergence with the model (see :func:`lm_update`).
-        block: slots are stepped in blocks of this many (a divisor of ``slots``; ``0``:
-            all at once), busy slots first, and a block without a busy slot is skipped.
-        soft_steps: a polishing start that has not converged after this many steps pauses
-            (``0``: none do). When its round is complete it resumes, up to ``max_steps``,
-            if its objective is within a factor :data:`HOPE` (relative) of the best its
-            table reached, and is :data:`ABANDONED` otherwise: a slow start heading for a
-            worse basin does not hold its table's round.
-    """
-
-    screen_steps: int
-    first: int
-    cap: int
-    slots: int
-    max_steps: int
-    screen_chunk: int = 0
-    keep_hessian: bool = False
-    certify: bool = True
-    block: int = 0
-    soft_steps: int = 0
-
-
-class TableSolution(NamedTuple):
-    """Per table ``t`` and start ``s`` (in the given order of the starts)."""
-
-    x: jnp.ndarray  # (T, S, P)
-    f: jnp.ndarray  # (T, S)
-    grad_norm: jnp.ndarray  # (T, S)
-    steps: jnp.ndarray  # (T, S)
-    status: jnp.ndarray  # (T, S)
-    polished: jnp.ndarray  # (T,) starts polished
-    H: Any  # (T, S, P, P) with keep_hessian, else ()
-    iterations: jnp.ndarray  # (T,) passes of the loop (every slot steps once per pass)
-
-
-class _Pool(NamedTuple):
-    st: LMState  # (K, ...) the slots' solver states
-    kind: jnp.ndarray  # (K,) 0 screening, 1 polishing
-    slot_t: jnp.ndarray  # (K,) table, -1 for a free slot
-    slot_i: jnp.ndarray  # (K,) the start (screening) or its rank (polishing)
-    scr_x: jnp.ndarray  # (T, S, P) screened starts, in the given order
-    scr_f: jnp.ndarray  # (T, S)
-    scr_next: jnp.ndarray  # (T,) screening tasks dispatched
-    scr_done: jnp.ndarray  # (T,) screening tasks finished
-    ranked: jnp.ndarray  # (T,) screening finished and ranked
-    order: jnp.ndarray  # (T, S) start of each rank
-    x_rank: jnp.ndarray  # (T, S, P) screened starts in rank order
-    res: jnp.ndarray  # (T, S, P + 4) polished: x, f, |g|, steps, status; by rank
-    res_H: Any  # (T, S, P, P) or ()
-    saved: Any  # LMState (T, S, ...) of paused starts, by rank (or () without pausing)
-    resume: jnp.ndarray  # (T, S) paused starts to resume
-    resumed: jnp.ndarray  # (K,) the slot runs a resumed start
-    nxt: jnp.ndarray  # (T,) ranks dispatched for polishing
-    ck: jnp.ndarray  # (T,) the round boundary being waited for
-    prev: jnp.ndarray  # (T,) best objective at the previous boundary
-    done: jnp.ndarray  # (T,)
-    it: jnp.ndarray
-
-
-def _take(tree, i):
-    return jax.tree_util.tree_map(lambda a: a[i], tree)
+    st: LMState  # (K, ...)
+    table: jnp.ndarray  # (K,) int
+    budget: jnp.ndarray  # (K,) int: a slot runs while steps < budget
+    task: jnp.ndarray  # (K,) int
 
 
 def _rows(mask, a, b):
@@ -520,370 +588,173 @@ def _rows(mask, a, b):
     return jnp.where(mask.reshape(mask.shape + (1,) * (a.ndim - 1)), a, b)
 
 
-def solve_tables(
-    fgh: Callable,
-    x0s,
-    tables,
+def _running(sl: Slots):
+    return (sl.st.status == RUNNING) & (sl.st.steps < sl.budget)
+
+
+def advance(
+    evaluate: Callable,
+    sl: Slots,
+    n_steps,
+    refill_at,
     box: Box,
     *,
-    plan: Plan,
-    ftol=1e-13,
-    gtol=1e-9,
-    basin_rtol=1e-6,
+    block: int,
+    max_steps: int,
+    ftol,
+    certify: bool = True,
+    exact: Callable | None = None,
+    accelerate: Callable | None = None,
     start: Callable | None = None,
-) -> TableSolution:
-    """Minimise one objective per table from the same starts, in one compiled loop.
+    floor: Callable | None = None,
+) -> Slots:
+    """Step the running slots of a batch at most ``n_steps`` times, in one compiled loop.
+
+    A slot runs while its state is running and its steps are below its budget. Every step
+    reorders the slots so the running ones come first (when that saves a block), then steps
+    only the blocks of ``block`` slots that hold a running one; a block computes the exact
+    curvature, the acceleration and the starts' completion only when one of its slots
+    needs them. The loop ends after ``n_steps`` steps, or once at most ``refill_at`` slots
+    are running (so the caller can refill the others).
 
     Args:
-        fgh: ``(x, table, exact) -> (f, g, H_gauss_newton, H_exact)`` for one start and
-            one table (``table`` is one slice of ``tables``); ``exact`` is a traced scalar
-            bool: where it is false the function may return the Gauss-Newton matrix twice
-            (screening steps never use the exact one).
-        x0s: starts, shape ``(S, P0)``.
-        tables: a pytree whose leaves have a leading axis of ``T`` tables, or ``None`` for
-            one table (``fgh`` then gets ``table=None``).
-        box: closed bounds and step caps (:class:`Box`), each of shape ``(P,)``.
-        plan: the static :class:`Plan`.
-        ftol, gtol: convergence tolerances (see :func:`levenberg_marquardt`).
-        basin_rtol: relative gap within which two starts reached the same objective.
-        start: ``(x0, table) -> x`` completing a start for a table (e.g. appending a
-            nuisance parameter's start); default: the start as given.
+        evaluate: ``(x, table) -> (f, g, H_gauss_newton, aux)`` for one start of table
+            ``table`` (an int); ``aux`` is passed to ``exact`` and ``accelerate``.
+        sl: the :class:`Slots` (their number a multiple of ``block``).
+        n_steps, refill_at: traced ints.
+        box: bounds, step caps and runaway bounds.
+        block: slots stepped together.
+        max_steps: a start's bound on steps.
+        ftol, certify: see :func:`lm_update`.
+        exact: optional ``(x, aux, table) -> H_exact``, the exact curvature (else every step
+            is a Gauss-Newton one); computed for a block only when one of its slots asks.
+        accelerate: optional ``(x, v, aux, table) -> J^T C r_vv`` for geodesic
+            acceleration of Gauss-Newton steps (``aux``: what ``evaluate`` returned at ``x``
+            after its curvatures).
+        start: optional ``(x, table) -> x`` completing a fresh start (e.g. a nuisance
+            parameter's start from its residuals).
+        floor: optional ``table -> fatol``, the objective's rounding floor on a table (see
+            :func:`lm_update`).
 
     Returns:
-        A :class:`TableSolution`. Every start is screened (``screen_steps`` Gauss-Newton
-        steps), a table's starts are ranked by their screened objective, and polished in
-        rank order. A table stops polishing at the first round boundary (``first``,
-        ``2 first``, ... starts) at which its best objective is reached by at least two
-        converged starts and is no lower than at the previous boundary, or at ``cap``
-        starts; starts beyond are :data:`SCREENED`. Starts polished speculatively beyond
-        that boundary are discarded, so a table's result depends only on its own starts.
+        The slots after the loop, reordered.
     """
-    x0s = jnp.asarray(x0s, jnp.float64)
-    S = x0s.shape[0]
-    if tables is None:
-        T = 1
-        table_at = lambda t: None  # noqa: E731
-    else:
-        T = jax.tree_util.tree_leaves(tables)[0].shape[0]
-        table_at = (lambda t: _take(tables, 0)) if T == 1 else (lambda t: _take(tables, t))  # noqa: E731
-    box = Box(*(jnp.asarray(b, jnp.float64) for b in box))
-    P = box.lo.shape[0]
-    opts = dict(ftol=ftol, gtol=gtol, certify=plan.certify)
-    first, cap, K = plan.first, plan.cap, plan.slots
-    screening = plan.screen_steps > 0 and first < S
-    inline = screening and plan.screen_chunk == 0
-    pausing = 0 < plan.soft_steps < plan.max_steps
-    i32 = jnp.int32
-
-    def begin(x0, tab):
-        x = x0 if start is None else start(x0, tab)
-        return jnp.clip(x, box.lo, box.hi)
-
-    if T == 1:
-        xs0 = jax.vmap(lambda x0: begin(x0, table_at(0)))(x0s)[None]
-    else:
-        xs0 = jax.vmap(lambda tab: jax.vmap(lambda x0: begin(x0, tab))(x0s))(tables)
-
-    # --- screening ahead of the loop, in chunks (many starts of one table) --------------
-    scr_f0 = jnp.full((T, S), jnp.inf)
-    ranked0 = jnp.full(T, not screening)
-    order0 = jnp.broadcast_to(jnp.arange(S, dtype=i32), (T, S))
-    x_rank0 = xs0
-    if screening and not inline:
-
-        def screen_one(x0, tab):
-            s = _run(
-                lambda x: fgh(x, tab, jnp.asarray(False)),
-                x0,
-                box,
-                max_steps=plan.screen_steps + 1,
-                **opts,
-            )
-            return s.x, s.f
-
-        C = plan.screen_chunk
-        n_chunks = -(-S // C)
-        pad = n_chunks * C - S
-
-        def screen_table(xt, tab):
-            xp = jnp.concatenate([xt, jnp.repeat(xt[-1:], pad, axis=0)]).reshape(n_chunks, C, P)
-            xs, fs = jax.lax.map(lambda xc: jax.vmap(lambda x0: screen_one(x0, tab))(xc), xp)
-            return xs.reshape(-1, P)[:S], fs.reshape(-1)[:S]
-
-        if T == 1:
-            xs, fs = screen_table(xs0[0], table_at(0))
-            xs, fs = xs[None], fs[None]
-        else:
-            xs, fs = jax.vmap(screen_table)(xs0, tables)
-        scr_f0 = fs
-        xs0 = xs
-        order0 = jnp.argsort(jnp.where(jnp.isfinite(fs), fs, jnp.inf), axis=1, stable=True).astype(i32)
-        x_rank0 = jnp.take_along_axis(xs, order0[..., None], axis=1)
-        ranked0 = jnp.ones(T, bool)
-
-    ranks = jnp.arange(S, dtype=i32)
-    init = _Pool(
-        st=jax.vmap(lm_init)(jnp.zeros((K, P))),
-        kind=jnp.zeros(K, i32),
-        slot_t=jnp.full(K, -1, i32),
-        slot_i=jnp.zeros(K, i32),
-        scr_x=xs0,
-        scr_f=scr_f0,
-        scr_next=jnp.full(T, 0 if inline else S, i32),
-        scr_done=jnp.full(T, 0 if inline else S, i32),
-        ranked=ranked0,
-        order=order0,
-        x_rank=x_rank0,
-        res=jnp.concatenate(
-            [x_rank0, jnp.full((T, S, 3), jnp.inf), jnp.full((T, S, 1), float(_RUNNING))], axis=-1
-        ),
-        res_H=jnp.zeros((T, S, P, P)) if plan.keep_hessian else (),
-        saved=jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (T, S) + a.shape), lm_init(jnp.zeros(P)))
-        if pausing
-        else (),
-        resume=jnp.zeros((T, S), bool),
-        resumed=jnp.zeros(K, bool),
-        nxt=jnp.zeros(T, i32),
-        ck=jnp.full(T, first, i32),
-        prev=jnp.full(T, jnp.inf),
-        done=jnp.zeros(T, bool),
-        it=jnp.asarray(0, i32),
-    )
-    per_task = plan.screen_steps + 1 + plan.max_steps
-    it_cap = -(-(T * (cap + (S if inline else 0))) // K) * (per_task + 1) + 2 * cap + 8
-
-    def dispatch(p: _Pool) -> _Pool:
-        return jax.lax.cond(jnp.any(p.slot_t < 0) & jnp.any(pending(p)), fill, lambda p: p, p)
-
-    def pending(p: _Pool):
-        live = ~p.done
-        return (
-            (live & (p.scr_next < S))
-            | (live & p.ranked & (p.nxt < jnp.minimum(2 * p.ck, cap)))
-            | jnp.any(p.resume, axis=1)
-        )
-
-    def fill(p: _Pool) -> _Pool:
-        free = p.slot_t < 0
-        live = ~p.done
-        # in order: screening, resumed starts, the round's starts, the next round's
-        w0 = jnp.where(live, S - p.scr_next, 0)
-        wr = jnp.sum(p.resume, axis=1, dtype=i32)
-        w1 = jnp.where(live & p.ranked, jnp.maximum(p.ck - p.nxt, 0), 0)
-        spec_end = jnp.minimum(2 * p.ck, cap)
-        w2 = jnp.where(live & p.ranked, jnp.maximum(spec_end - jnp.maximum(p.nxt, p.ck), 0), 0)
-        wants = jnp.concatenate([w0, wr, w1, w2]).astype(i32)
-        cum = jnp.cumsum(wants, dtype=i32)
-        begin_ = cum - wants
-        free_rank = jnp.cumsum(free, dtype=i32) - 1
-        assign = free & (free_rank < cum[-1])
-        e = jnp.clip(jnp.searchsorted(cum, free_rank, side="right").astype(i32), 0, 4 * T - 1)
-        part, t_new = e // T, e % T
-        offset = free_rank - begin_[e]
-        # the resumed ranks of a table, in order
-        resume_order = jnp.argsort(~p.resume, axis=1, stable=True).astype(i32)
-        base = jnp.where(
-            part == 0,
-            p.scr_next[t_new],
-            jnp.where(part == 2, p.nxt[t_new], jnp.maximum(p.nxt[t_new], p.ck[t_new])),
-        )
-        i_new = jnp.where(
-            part == 1, resume_order[t_new, jnp.clip(offset, 0, S - 1)], jnp.clip(base + offset, 0, S - 1)
-        ).astype(i32)
-        got = jnp.clip(jnp.sum(free, dtype=i32) - begin_, 0, wants)
-        x_new = jnp.where((part == 0)[:, None], p.scr_x[t_new, i_new], p.x_rank[t_new, i_new])
-        fresh = jax.vmap(lm_init)(x_new)
-        is_resume = assign & (part == 1)
-        if pausing:
-            saved = jax.tree_util.tree_map(lambda a: a[t_new, i_new], p.saved)
-            saved = saved._replace(status=jnp.full(K, _RUNNING, i32))
-            fresh = jax.tree_util.tree_map(lambda a, b: _rows(is_resume, a, b), saved, fresh)
-        st = jax.tree_util.tree_map(lambda a, b: _rows(assign, a, b), fresh, p.st)
-        tr = jnp.where(is_resume, t_new, T)
-        return p._replace(
-            st=st,
-            kind=jnp.where(assign, jnp.minimum(part, 1), p.kind).astype(i32),
-            slot_t=jnp.where(assign, t_new, p.slot_t),
-            slot_i=jnp.where(assign, i_new, p.slot_i),
-            resumed=jnp.where(assign, is_resume, p.resumed),
-            resume=p.resume.at[tr, i_new].set(False, mode="drop"),
-            scr_next=(p.scr_next + got[:T]).astype(i32),
-            nxt=(p.nxt + got[2 * T : 3 * T] + got[3 * T :]).astype(i32),
-        )
-
-    B = plan.block if 0 < plan.block < K else K
+    K = sl.table.shape[0]
+    B = block
     n_blocks = K // B
+    pack, unpack = _packer(jax.tree_util.tree_map(lambda a: a[0], sl.st))
 
-    def evaluate(p: _Pool) -> _Pool:
-        if n_blocks > 1:
-            # only blocks holding a busy slot are stepped; when busy slots are spread over
-            # more blocks than they need, they are moved to the front first. A tail of a few
-            # slow starts then costs one block per step, not the whole pool
-            def compact(p):
-                perm = jnp.argsort(p.slot_t < 0, stable=True)
-                return p._replace(
-                    st=jax.tree_util.tree_map(lambda a: a[perm], p.st),
-                    kind=p.kind[perm],
-                    slot_t=p.slot_t[perm],
-                    slot_i=p.slot_i[perm],
-                    resumed=p.resumed[perm],
+    def step_all(buf, table, budget):
+        # the slots' states are one (K, F) buffer, so that updating a block in place is
+        # plain to XLA (no copy of the whole batch per block)
+        def step_block(k, buf):
+            st = jax.vmap(unpack)(jax.lax.dynamic_slice_in_dim(buf, k * B, B))
+            tab = jax.lax.dynamic_slice_in_dim(table, k * B, B)
+            live = (st.status == RUNNING) & (st.steps < jax.lax.dynamic_slice_in_dim(budget, k * B, B))
+            # what a block computes is decided from its live slots, by conditionals around
+            # the whole block (inside vmap they would cost the branches their fusion); a
+            # slot uses only what it asked for, so its path never depends on its block
+            if start is not None:
+                fresh = jnp.any(live & st.fresh)
+                x = jax.lax.cond(
+                    fresh,
+                    lambda x: jnp.where(st.fresh[:, None], jax.vmap(start)(x, tab), x),
+                    lambda x: x,
+                    st.x,
                 )
+                st = st._replace(x=x)
+            trial = st.x + st.d
+            f, g, Hg, aux = jax.vmap(evaluate)(trial, tab)
+            fatol = jax.vmap(floor)(tab) if floor is not None else jnp.zeros(B)
+            if exact is not None:
+                want = jnp.any(live & st.wants)
+                Hn = jax.lax.cond(want, lambda a: jax.vmap(exact)(trial, a, tab), lambda a: Hg, aux)
+            else:
+                want, Hn = False, Hg
+            new = jax.vmap(
+                lambda s, f, g, Hg, Hn, fa: lm_update(
+                    s,
+                    f,
+                    g,
+                    Hg,
+                    Hn,
+                    box,
+                    max_steps=max_steps,
+                    ftol=ftol,
+                    fatol=fa,
+                    certify=certify,
+                    exact=exact is not None,
+                    computed=want,
+                )
+            )(st, f, g, Hg, Hn, fatol)
+            if accelerate is not None:
+                # a step from a point just accepted, whose residuals and Jacobian this
+                # evaluation gave, may be accelerated
+                moved = (new.status == RUNNING) & new.accel & jnp.all(new.x == trial, axis=1) & (new.f == f)
+                new = jax.lax.cond(
+                    jnp.any(live & moved),
+                    lambda n: jax.vmap(
+                        lambda s, m, a, t: lm_accelerate(
+                            s, jnp.where(m, accelerate(s.x, s.d, a, t), jnp.nan), box
+                        )
+                    )(n, moved, aux, tab),
+                    lambda n: n,
+                    new,
+                )
+            new = jax.tree_util.tree_map(lambda a, c: _rows(live, a, c), new, st)
+            return jax.lax.dynamic_update_slice_in_dim(buf, jax.vmap(pack)(new), k * B, 0)
 
-            busy_blocks = jnp.sum(jnp.any((p.slot_t >= 0).reshape(n_blocks, B), axis=1), dtype=i32)
-            needed = (jnp.sum(p.slot_t >= 0, dtype=i32) + B - 1) // B
-            p = jax.lax.cond(busy_blocks > needed, compact, lambda p: p, p)
-        active = p.slot_t >= 0
-        tt = jnp.maximum(p.slot_t, 0)
-        polishing = p.kind == 1
-        # the exact curvature is computed in a pass only if some polishing start wants it
-        exact = jnp.any(active & polishing & p.st.wants)
-        soft = plan.soft_steps if pausing else plan.max_steps
-        budget = jnp.where(polishing, jnp.where(p.resumed, plan.max_steps, soft), plan.screen_steps + 1)
+        return step_block
 
-        def one(s, t, b, pol):
-            f, g, Hg, Hn = fgh(s.x + s.d, table_at(t), exact)
-            return lm_update(s, f, g, Hg, Hn, box, max_steps=b, exact=pol, computed=exact, **opts)
+    def running(buf, budget):
+        st = jax.vmap(unpack)(buf)
+        return (st.status == RUNNING) & (st.steps < budget)
 
-        if n_blocks == 1:
-            st = jax.vmap(one)(p.st, tt, budget, polishing)
-        else:
-            busy = jnp.any(active.reshape(n_blocks, B), axis=1)
+    def cond(c):
+        buf, table, budget, task, it = c
+        return (it < n_steps) & (jnp.sum(running(buf, budget), dtype=jnp.int32) > refill_at)
 
-            def block(b, st):
-                def cut(a):
-                    return jax.lax.dynamic_slice_in_dim(a, b * B, B)
+    def body(c):
+        buf, table, budget, task, it = c
+        live = running(buf, budget)
+        need = (jnp.sum(live, dtype=jnp.int32) + B - 1) // B
+        if n_blocks > 1:
+            busy = jnp.sum(jnp.any(live.reshape(n_blocks, B), axis=1), dtype=jnp.int32)
 
-                def step(st):
-                    new = jax.vmap(one)(jax.tree_util.tree_map(cut, st), cut(tt), cut(budget), cut(polishing))
-                    return jax.tree_util.tree_map(
-                        lambda a, v: jax.lax.dynamic_update_slice_in_dim(a, v, b * B, 0), st, new
-                    )
+            def compact(c):
+                perm = jnp.argsort(~live, stable=True)
+                return tuple(a[perm] for a in c)
 
-                return jax.lax.cond(busy[b], step, lambda st: st, st)
-
-            st = jax.lax.fori_loop(0, n_blocks, block, p.st)
-        finished = active & (st.status != _RUNNING)
-        # screening results, by start
-        ts = jnp.where(finished & ~polishing, p.slot_t, T)
-        scr_x = p.scr_x.at[ts, p.slot_i].set(st.x, mode="drop")
-        scr_f = p.scr_f.at[ts, p.slot_i].set(jnp.where(jnp.isfinite(st.f), st.f, jnp.inf), mode="drop")
-        scr_done = p.scr_done.at[ts].add(1, mode="drop")
-        # polishing results, by rank; a start out of its first stage's steps pauses
-        tp = jnp.where(finished & polishing, p.slot_t, T)
-        paused = finished & polishing & ~p.resumed & (st.status == MAX_STEPS) if pausing else False
-        status_row = jnp.where(paused, _PAUSED, st.status)
-        row = jnp.concatenate(
-            [
-                st.x,
-                st.f[:, None],
-                st.gnorm[:, None],
-                st.steps[:, None].astype(st.x.dtype),
-                status_row[:, None].astype(st.x.dtype),
-            ],
-            axis=1,
-        )
-        res = p.res.at[tp, p.slot_i].set(row.astype(p.res.dtype), mode="drop")
-        saved = p.saved
-        if pausing:
-            tq = jnp.where(paused, p.slot_t, T)
-            saved = jax.tree_util.tree_map(
-                lambda buf, v: buf.at[tq, p.slot_i].set(v, mode="drop"), p.saved, st
+            buf, table, budget, task = jax.lax.cond(
+                busy > need, compact, lambda c: c, (buf, table, budget, task)
             )
-        res_H = p.res_H
-        if plan.keep_hessian:
-            res_H = res_H.at[tp, p.slot_i].set(st.Hn, mode="drop")
-        return p._replace(
-            st=st,
-            slot_t=jnp.where(finished, -1, p.slot_t),
-            scr_x=scr_x,
-            scr_f=scr_f,
-            scr_done=scr_done,
-            res=res,
-            res_H=res_H,
-            saved=saved,
-        )
+        buf = jax.lax.fori_loop(0, need, step_all(buf, table, budget), buf)
+        return buf, table, budget, task, it + 1
 
-    def rank(p: _Pool) -> _Pool:
-        newly = ~p.ranked & (p.scr_done >= S)
-
-        def do(p):
-            order = jnp.argsort(p.scr_f, axis=1, stable=True).astype(i32)
-            x_rank = jnp.take_along_axis(p.scr_x, order[..., None], axis=1)
-            return p._replace(
-                order=jnp.where(newly[:, None], order, p.order),
-                x_rank=_rows(newly, x_rank, p.x_rank),
-                ranked=p.ranked | newly,
-            )
-
-        return jax.lax.cond(jnp.any(newly), do, lambda p: p, p)
-
-    def checkpoint(p: _Pool) -> _Pool:
-        res_f, res_status = p.res[..., P], p.res[..., P + 3]
-        in_ck = ranks[None, :] < p.ck[:, None]
-        is_paused = res_status == _PAUSED
-        completed = (res_status >= 0) | is_paused
-        reached = p.ranked & ~p.done & jnp.all(completed | ~in_ck, axis=1)
-        fb = jnp.min(jnp.where(in_ck & jnp.isfinite(res_f), res_f, jnp.inf), axis=1)
-        # the round's paused starts: those close to the best resume, the others are abandoned
-        paused_here = reached[:, None] & in_ck & is_paused
-        hopeful = paused_here & (res_f <= (fb + HOPE * jnp.abs(fb))[:, None])
-        resuming = jnp.any(hopeful, axis=1)
-        res_status = jnp.where(hopeful, float(_RUNNING), jnp.where(paused_here, float(ABANDONED), res_status))
-        reached = reached & ~resuming
-        tol = basin_rtol * jnp.abs(fb) + 1e-300
-        near = in_ck & (res_status == CONVERGED) & (res_f - fb[:, None] <= tol[:, None])
-        nb = jnp.sum(near, axis=1, dtype=i32)
-        bar = jnp.where(jnp.isfinite(p.prev), p.prev - basin_rtol * jnp.abs(p.prev), jnp.inf)
-        improved = fb < bar
-        stop = reached & ((p.ck >= cap) | (~improved & (nb >= 2)))
-        done = p.done | stop
-        # a finished table's speculative starts are dropped
-        drop = (p.slot_t >= 0) & done[jnp.maximum(p.slot_t, 0)]
-        status = jnp.where(done[:, None] & ~in_ck, float(_RUNNING), res_status)
-        return p._replace(
-            done=done,
-            prev=jnp.where(reached, fb, p.prev),
-            ck=jnp.where(reached & ~stop, jnp.minimum(2 * p.ck, cap), p.ck).astype(i32),
-            slot_t=jnp.where(drop, -1, p.slot_t),
-            res=p.res.at[..., P + 3].set(status),
-            resume=p.resume | hopeful,
-        )
-
-    def cond(p):
-        return ~jnp.all(p.done) & (p.it < it_cap)
-
-    def body(p):
-        p = evaluate(dispatch(p))
-        if inline:
-            p = rank(p)
-        p = checkpoint(p)
-        return p._replace(it=p.it + 1)
-
-    p = jax.lax.while_loop(cond, body, init)
-
-    # --- every start's result, in the given order ----------------------------------------
-    res_status = p.res[..., P + 3].astype(i32)
-    polished = res_status >= 0
-    f_scr_rank = jnp.take_along_axis(p.scr_f, p.order, axis=1)
-    screen_status = jnp.where(jnp.isfinite(f_scr_rank) | (not screening), SCREENED, NONFINITE)
-    x_r = jnp.where(polished[..., None], p.res[..., :P], p.x_rank)
-    f_r = jnp.where(polished, p.res[..., P], f_scr_rank)
-    st_r = jnp.where(polished, res_status, screen_status)
-    screened_steps = plan.screen_steps + 1 if screening else 0
-    steps_r = screened_steps + jnp.where(polished, p.res[..., P + 2], 0).astype(i32)
-    inv = jnp.argsort(p.order, axis=1).astype(i32)
-
-    def back(a):
-        idx = inv.reshape(inv.shape + (1,) * (a.ndim - 2))
-        return jnp.take_along_axis(a, idx, axis=1)
-
-    return TableSolution(
-        x=back(x_r),
-        f=back(f_r),
-        grad_norm=back(jnp.where(polished, p.res[..., P + 1], jnp.inf)),
-        steps=back(steps_r),
-        status=back(st_r.astype(i32)),
-        polished=jnp.sum(polished, axis=1, dtype=i32),
-        H=back(p.res_H) if plan.keep_hessian else (),
-        iterations=jnp.full(T, p.it, i32),
+    buf = jax.vmap(pack)(sl.st)
+    buf, table, budget, task, _ = jax.lax.while_loop(
+        cond, body, (buf, sl.table, sl.budget, sl.task, jnp.asarray(0, jnp.int32))
     )
+    return Slots(st=jax.vmap(unpack)(buf), table=table, budget=budget, task=task)
+
+
+def _packer(example: LMState):
+    """``(pack, unpack)`` between one state and a flat float64 row (integers and flags are
+    exact in float64)."""
+    leaves = list(example)
+    shapes = [jnp.shape(a) for a in leaves]
+    dtypes = [jnp.asarray(a).dtype for a in leaves]
+    sizes = [int(np.prod(sh)) for sh in shapes]
+    offsets = np.cumsum([0] + sizes)
+
+    def pack(st: LMState):
+        return jnp.concatenate([jnp.ravel(a).astype(jnp.float64) for a in st])
+
+    def unpack(row) -> LMState:
+        out = []
+        for i, (sh, dt) in enumerate(zip(shapes, dtypes)):
+            v = row[offsets[i] : offsets[i + 1]].reshape(sh)
+            out.append(v > 0.5 if dt == jnp.bool_ else v.astype(dt))
+        return LMState(*out)
+
+    return pack, unpack

@@ -19,7 +19,7 @@ import pandas as pd
 from jaxlaws.laws import Law
 from jaxlaws.problem import Layout
 
-__all__ = ["make_starts", "DEFAULT_RANDOM_STARTS"]
+__all__ = ["make_starts", "draws_starts", "DEFAULT_RANDOM_STARTS"]
 
 #: Random starts drawn when a law has no published grid and ``starts`` is not given.
 DEFAULT_RANDOM_STARTS = 64
@@ -58,7 +58,16 @@ def _random_ranges(law: Law, layout: Layout, init_map) -> list[tuple[float, floa
     return out
 
 
-def make_starts(law: Law, layout: Layout, starts, *, seed: int = 0, init=None) -> np.ndarray:
+def draws_starts(law: Law, starts) -> bool:
+    """Whether ``starts`` asks jaxlaws to draw random starts (an int, or ``None`` for a law
+    without a published grid): such a multi-start may draw more while its stopping rule
+    does not hold."""
+    if starts is None:
+        return law.start_grid is None
+    return isinstance(starts, int | np.integer) and not isinstance(starts, bool)
+
+
+def make_starts(law: Law, layout: Layout, starts, *, seed: int = 0, init=None, stream: int = 0) -> np.ndarray:
     """Starts as rows of the law's free optimiser coordinates, shape ``(S, P_free)``.
 
     Args:
@@ -72,6 +81,8 @@ def make_starts(law: Law, layout: Layout, starts, *, seed: int = 0, init=None) -
             coordinates.
         seed: for random starts.
         init: parameters (paper parametrisation) for fields a grid does not set.
+        stream: ``0`` for the first random starts of ``seed``; ``k > 0`` for the ``k``-th
+            batch drawn after them (an independent stream of the same seed).
 
     Raises:
         ValueError: in one line, naming what is missing (a parameter with no range, a
@@ -132,7 +143,7 @@ def make_starts(law: Law, layout: Layout, starts, *, seed: int = 0, init=None) -
         if starts < 1:
             raise ValueError(f"starts must be at least 1, got {starts}")
         ranges = _random_ranges(law, layout, init_map)
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(seed if stream == 0 else (seed, stream))
         cols = [
             rng.uniform(lo, hi, size=(int(starts), math.prod(s))) for (lo, hi), (_, s, _) in zip(ranges, free)
         ]

@@ -11,6 +11,7 @@ from synthetic import chinchilla_groups
 import jaxlaws.batch as batch
 from jaxlaws.batch import ResumeWarning, fit_groups, read_results
 from jaxlaws.cli import main
+from jaxlaws.problem import Problem
 
 TABLE = chinchilla_groups(4, by="g")  # groups 0..3 of 8 runs
 
@@ -30,13 +31,13 @@ def fitted(tmp_path):
 def calls(monkeypatch):
     """How many batched solves a job makes (0: nothing was fitted again)."""
     count = []
-    solve = batch.map_batch
+    solve = Problem.solve
 
-    def counted(*args, **kw):
+    def counted(self, *args, **kw):
         count.append(1)
-        return solve(*args, **kw)
+        return solve(self, *args, **kw)
 
-    monkeypatch.setattr(batch, "map_batch", counted)
+    monkeypatch.setattr(Problem, "solve", counted)
     return count
 
 

@@ -103,4 +103,4 @@ def test_outputs_with_their_own_parameters_are_fitted_one_by_one():
     assert both.value == pytest.approx(one[0].value + one[1].value, rel=1e-12)
     prob = jaxlaws.problem.setup(MIXING_EXP, df, target=["loss_academic", "loss_prose"], columns={"r": "r_*"})
     assert float(prob.objective_fn()(both.x)) == pytest.approx(both.value, rel=1e-12)
-    assert len(both.starts) == 16 and set(both.starts["status"]) <= set(jaxlaws.solvers.STATUS_NAMES)
+    assert len(both.starts) >= 16 and set(both.starts["status"]) <= set(jaxlaws.solvers.STATUS_NAMES)
