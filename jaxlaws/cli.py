@@ -136,6 +136,10 @@ def _check_flags(args) -> None:
         raise ValueError(f"--bootstrap needs at least 2 resamples, got {args.bootstrap}")
     if args.max_steps < 1:
         raise ValueError(f"--max-steps must be at least 1, got {args.max_steps}")
+    if args.max_starts is not None and args.max_starts < 1:
+        raise ValueError(f"--max-starts must be at least 1, got {args.max_starts}")
+    if args.max_seconds is not None and not (0 < args.max_seconds < float("inf")):
+        raise ValueError(f"--max-seconds must be a positive number, got {args.max_seconds!r}")
     if args.chunk is not None and args.chunk < 1:
         raise ValueError(f"--chunk must be at least 1, got {args.chunk}")
     if args.devices is not None and args.devices < 1:
@@ -286,7 +290,15 @@ def _fit(args) -> int:
         return _fit_groups(args, table, law, common)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", jaxlaws.ConvergenceWarning)
-        res = jaxlaws.fit(law, table, starts=_starts(args.starts), seed=args.seed, **common)
+        res = jaxlaws.fit(
+            law,
+            table,
+            starts=_starts(args.starts),
+            seed=args.seed,
+            max_starts=args.max_starts,
+            max_seconds=args.max_seconds,
+            **common,
+        )
     print(f"{source}: {res.n_points} rows")
     print(res.summary())
     for w in caught:
@@ -728,6 +740,15 @@ def build_parser() -> argparse.ArgumentParser:
         "starts from the ranges declared with its constraints)",
     )
     f.add_argument("--seed", type=int, default=0)
+    f.add_argument(
+        "--max-starts",
+        type=int,
+        help="random starts drawn at most while the stopping rule expects a lower optimum unseen "
+        "(default 1024)",
+    )
+    f.add_argument(
+        "--max-seconds", type=float, help="draw no more starts and widen no round after this many seconds"
+    )
     f.add_argument("--max-steps", type=int, default=500, help="solver steps per start at most (default 500)")
     f.add_argument("--init", help="JSON object of starting or frozen parameter values")
     f.add_argument("--frozen", help="comma-separated parameters held at their --init values")

@@ -56,10 +56,12 @@ class FitResult:
             ``starts`` (how many converged there) and the parameters of its best start.
         n_best_basin: converged starts whose objective is within ``basin_rtol`` of the best.
         n_polished: starts polished (the others were screened out).
-        unseen: the multi-start's stopping rule (Boender and Rinnooy Kan): the expected
-            number of optima not yet seen among the starts polished (``inf`` where too few
-            were polished to tell; the largest over the outputs of a law fitted output by
-            output).
+        unseen: after Boender and Rinnooy Kan, the expected number of optima no polished
+            start reached (``inf`` where too few converged to tell; the largest over the
+            outputs of a law fitted output by output).
+        missed: the expected number of those lower than the best (``unseen / (W + 1)``
+            for ``W`` optima seen): the stopping rule's quantity where jaxlaws draws the
+            starts.
         stopped_by_rule: whether the fit stopped because the rule held (else the starts,
             drawn up to ``max_starts``, or ``max_seconds`` ran out).
         frozen: names of the parameters held fixed.
@@ -82,6 +84,7 @@ class FitResult:
     n_best_basin: int
     n_polished: int
     unseen: float
+    missed: float
     stopped_by_rule: bool
     frozen: tuple[str, ...]
     n_points: int
@@ -126,9 +129,12 @@ class FitResult:
 
 
 def _rule_line(r: FitResult) -> str:
-    est = "too few polished starts to estimate" if not np.isfinite(r.unseen) else f"{r.unseen:.2f}"
+    if not np.isfinite(r.unseen):
+        est = "too few converged starts to estimate the optima not yet seen"
+    else:
+        est = f"optima not yet seen {r.unseen:.2f} (lower than the best {r.missed:.3f})"
     how = "the stopping rule held" if r.stopped_by_rule else "stopped without the rule holding"
-    return f"expected optima not yet seen: {est} ({how})"
+    return f"{est}, {how}"
 
 
 def _plain(v):
@@ -170,14 +176,15 @@ def fit(
     with geodesic acceleration along curved valleys and, for the Huber objectives, exact
     Newton steps near the optimum; it ends when the undamped model predicts a relative
     decrease below ``ftol`` (converged), runs off towards an open end of a constraint
-    (diverged), makes no progress (stalled) or reaches ``max_steps``. Every start first
-    takes ``screen_steps`` steps; starts are then polished to their end in rank order, in
-    rounds of 8, 16, 32, ... With the starts given, the rounds stop once the best objective
-    is reached by two converged starts and a widening finds nothing lower. Where jaxlaws
-    draws the starts (``starts`` an int, or the default for a law without a grid), they stop
-    once Boender and Rinnooy Kan's posterior expected number of optima not yet seen is at
-    most 0.5 and the best was reached by two converged starts, drawing as many again while
-    it is not, up to ``max_starts`` (or ``max_seconds``). A start's path never depends on
+    (diverged), makes no progress (stalled) or reaches ``max_steps``. With the starts given,
+    every start first takes ``screen_steps`` steps; starts are then polished to their end
+    in rank order, in rounds of 8, 16, 32, ..., until the best objective is reached by two
+    converged starts and a widening finds nothing lower. Where jaxlaws draws the starts
+    (``starts`` an int, or the default for a law without a grid), every start is polished,
+    and the fit stops once the best was reached by two converged starts and the expected
+    number of optima lower than it that no start reached (Boender and Rinnooy Kan's model,
+    :mod:`jaxlaws.multistart`) is at most 0.05, drawing as many again while it is not, up
+    to ``max_starts`` (or ``max_seconds``). A start's path never depends on
     the others, so polishing more (``polish=None``) never ends higher. Bounds declared with
     the law's constraints are closed, so a parameter may sit at its limit. A law with several
     outputs whose every parameter has one row per output (``shapes`` starting with
@@ -350,6 +357,7 @@ def _result(prob: Problem, sol: solvers.TableSolution, basin_rtol: float) -> Fit
         n_best_basin=int(in_basin.sum()),
         n_polished=int(sol.polished[0]),
         unseen=float(sol.unseen[0]),
+        missed=float(sol.missed[0]),
         stopped_by_rule=bool(sol.stopped_by_rule[0]),
         frozen=tuple(n for n, fr in zip(prob.layout.names, prob.layout.free) if not fr),
         n_points=len(prob.data),
@@ -396,8 +404,24 @@ def _fit_separable(
     sub = setup(
         prob.law, data, columns=columns, target=[tcols[0]], objective=prob.objective.name, delta=prob.delta
     )
-    x0s = make_starts(sub.law, sub.layout, starts, seed=seed, init=None)
     m = len(tcols)
+    if isinstance(starts, np.ndarray) and starts.ndim == 2 and starts.shape[1] == prob.layout.law_size:
+        # starts of the whole law: each output's rows of every field are its own starts
+        full = np.asarray(starts, np.float64)
+        x0s = np.stack(
+            [
+                np.concatenate(
+                    [
+                        full[:, sl].reshape(len(full), m, -1)[:, k]
+                        for _, _, _, sl in prob.layout.free_fields()
+                    ],
+                    axis=1,
+                )
+                for k in range(m)
+            ]
+        )
+    else:
+        x0s = make_starts(sub.law, sub.layout, starts, seed=seed, init=None)
     y = np.asarray(prob.data.y, np.float64).T[:, :, None]  # (outputs, rows, 1)
     sol = sub.solve(
         x0s,
@@ -443,6 +467,8 @@ def _fit_separable(
     fb = fo[np.arange(m), best][:, None]
     atol = np.asarray(sol.floor)[:, None]
     in_basin = conv & (np.abs(f - fb) <= basin_rtol * np.abs(fb) + atol + 1e-300)
+    value = float((ow * fo[np.arange(m), best]).sum())
+    n_best = int(in_basin.sum(axis=1).min())
     diagnostics = []
     for k in range(m):
         H = np.asarray(sol.H[k, best[k]]) if len(sol.H) else None
@@ -453,16 +479,19 @@ def _fit_separable(
     return FitResult(
         law=prob.law,
         params=params,
-        value=float((ow * fo[np.arange(m), best]).sum()),
+        value=value,
         objective=prob.objective.name,
         delta=prob.delta,
         extra={},
         status=status,
         starts=table,
-        basins=basins(table, basin_rtol, float(np.sum(sol.floor))),
-        n_best_basin=int(in_basin.sum(axis=1).min()),
+        basins=_with_best(
+            basins(table, basin_rtol, float(np.sum(sol.floor))), prob.layout, x, value, status, n_best
+        ),
+        n_best_basin=n_best,
         n_polished=int(np.asarray(sol.polished).max()),
         unseen=float(np.max(sol.unseen)),
+        missed=float(np.max(sol.missed)),
         stopped_by_rule=bool(np.all(sol.stopped_by_rule)),
         frozen=(),
         n_points=len(prob.data),
@@ -470,6 +499,17 @@ def _fit_separable(
         diagnostics=tuple(diagnostics),
         x=x,
     )
+
+
+def _with_best(table: pd.DataFrame, layout: Layout, x, value, status, n_best) -> pd.DataFrame:
+    """The basins of a fit output by output, headed by the returned best: each output's best
+    start, which need not be one start of the whole law."""
+    if len(table) and table.objective.iloc[0] <= value:
+        return table
+    one = _starts_table(layout, np.asarray(x)[None], [value], [0], [solvers.CONVERGED])
+    params = {c: one[c].iloc[0] for c in one.columns if c not in ("objective", "steps", "status")}
+    row = {"objective": value, "starts": n_best, "converged": n_best, "status": status, **params}
+    return pd.concat([pd.DataFrame([row], columns=table.columns), table], ignore_index=True)
 
 
 def _starts_table(layout: Layout, xs, f, steps, status) -> pd.DataFrame:
@@ -556,11 +596,14 @@ def _diagnose(prob: Problem, x: np.ndarray, status: str, H) -> tuple[str, ...]:
                         f"{name} = {value} sits at its {end} bound ({c!r}): the optimum lies on the bound"
                     )
         if c.transform != "identity":
-            # a scale whose log-coordinate the objective no longer feels is running to the
-            # open end of its constraint (zero, or infinity)
+            # a scale whose log-coordinate the objective no longer feels where the fit ended
+            # (converged, ran off, or stalled there) is running to the open end of its
+            # constraint (zero, or infinity); a point where the steps ran out says nothing of
+            # where it heads
             idx = np.arange(sl.start, sl.stop)
             numb = np.zeros(len(idx), bool)
-            if H is not None and np.all(np.isfinite(H)) and H.size:
+            ended = status in ("converged", "diverged", "stalled")
+            if ended and H is not None and np.all(np.isfinite(H)) and H.size:
                 diag = np.abs(np.diag(np.asarray(H)))
                 numb = diag[idx] <= 1e-12 * max(diag.max(), 1e-300)
             open_end = np.isinf(lo) & (u < 0) | np.isinf(hi) & (u > 0)

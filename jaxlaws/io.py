@@ -48,6 +48,11 @@ def fit_record(res, table: pd.DataFrame, **meta: Any) -> dict:
         "status": res.status,
         "n_starts": len(res.starts),
         "n_best_basin": res.n_best_basin,
+        "n_polished": res.n_polished,
+        # the multi-start's stopping rule (None: too few converged starts to estimate)
+        "unseen_optima": res.unseen if np.isfinite(res.unseen) else None,
+        "missed_lower_optima": res.missed if np.isfinite(res.missed) else None,
+        "stopped_by_rule": res.stopped_by_rule,
         "status_counts": res.starts["status"].value_counts().to_dict(),
         "frozen": list(res.frozen),
         "warnings": list(res.diagnostics),

@@ -17,16 +17,18 @@ The schedule, per table:
    does not hold, as many new starts are drawn, screened and ranked, and the rounds go on,
    up to ``max_starts`` starts (or ``max_seconds``).
 
-**The stopping rules.** A table's best optimum must have been reached by ``min_hits``
+**The stopping rules.** A table's best objective must have been reached by ``min_hits``
 converged starts. For the starts given (a grid, a table), the rounds then stop at the
-first widening that finds nothing lower. Where jaxlaws draws the starts, Boender and
-Rinnooy Kan's rule (1987) decides: with ``N`` polished starts that converged at ``W``
-distinct optima (told apart by their objective), the posterior expected number of optima
-not yet seen is ``W (N - 1) / (N - W - 2) - W``, under a uniform prior on the number of
-optima and on the sizes of their regions of attraction; the table stops once that is at
-most ``unseen`` (0.5: less than half an optimum is expected to be missing). The starts
-polished are the best-screened ones, so the rule speaks of the optima that well-screened
-starts lead to. The estimate is reported either way.
+first widening that finds nothing lower. Where jaxlaws draws the starts, every one is
+polished (the polished starts are then the uniform sample the rule speaks of) and Boender
+and Rinnooy Kan's model (1987) decides: with ``N`` starts converged at ``W`` distinct optima
+(told apart by their objective), under a uniform prior on the number of optima and on the
+sizes of their regions of attraction, the posterior expected number of optima not yet seen
+is ``W (N - 1) / (N - W - 2) - W``. What matters is a lower one: if each optimum not yet
+seen is as likely to be the lowest as any seen, the expected number of optima lower than
+the best that no start reached is that estimate divided by ``W + 1``. A table stops once
+that is at most ``missed`` (0.05); until then as many starts are drawn again, up to
+``max_starts`` (or ``max_seconds``). Both estimates are reported.
 
 Polishing more never ends higher: a start's path does not depend on the schedule, so
 ``polish=None`` (every start polished) ends at or below the default.
@@ -60,8 +62,9 @@ class Policy:
         cap: most starts of the given ones a table polishes (``None``: all).
         max_steps: bound on a start's steps.
         min_hits: converged starts the best optimum needs before a table may stop.
-        unseen: the rule stops a table once the expected number of optima not yet seen is
-            at most this (``inf``: stop after the first round that confirms the best).
+        missed: the rule stops a table once the expected number of optima lower than its
+            best that no start reached is at most this (``inf``: the plain rule, stop at the
+            first widening that confirms the best and finds nothing lower; negative: never).
         basin_rtol: relative objective gap within which starts reached the same optimum.
         max_starts: most starts drawn in all (when ``draw`` is given).
         max_seconds: the time after which no round is widened and nothing is drawn.
@@ -72,7 +75,7 @@ class Policy:
     cap: int | None
     max_steps: int
     min_hits: int = 2
-    unseen: float = 0.5
+    missed: float = 0.05
     basin_rtol: float = 1e-6
     max_starts: int = 1024
     max_seconds: float | None = None
@@ -88,7 +91,8 @@ class TableSolution(NamedTuple):
     status: np.ndarray  # (T, S)
     polished: np.ndarray  # (T,) starts polished
     H: Any  # (T, S, P, P): each start's curvature where it stopped
-    unseen: np.ndarray  # (T,) the rule's expected number of optima not yet seen
+    unseen: np.ndarray  # (T,) the expected number of optima not yet seen
+    missed: np.ndarray  # (T,) the expected number of them lower than the best
     stopped_by_rule: np.ndarray  # (T,) whether the rule held (else the starts ran out)
     floor: np.ndarray  # (T,) the objective's rounding floor
 
@@ -164,14 +168,13 @@ def run(
     draw: Callable | None = None,
     floor=None,
 ) -> TableSolution:
-    """Run the multi-start of ``n_tables`` tables from the starts ``x0s`` (shared by every
-    table).
+    """Run the multi-start of ``n_tables`` tables from the starts ``x0s``.
 
     Args:
         step: ``(Slots, n_steps, refill_at) -> Slots`` on NumPy arrays: the compiled
             :func:`jaxlaws.solvers.advance` of the problem.
         init: ``x0s (n, P) -> LMState`` of fresh states (NumPy arrays with a leading axis).
-        x0s: starts, shape ``(S, P)``.
+        x0s: starts, shape ``(S, P)`` (every table's), or ``(T, S, P)`` (each table its own).
         n_tables: tables solved (each from every start).
         policy: the :class:`Policy`.
         slots, block: slots per call of ``step`` (a multiple of ``block``).
@@ -187,17 +190,22 @@ def run(
     T = int(n_tables)
     floor = np.zeros(T) if floor is None else np.broadcast_to(np.asarray(floor, np.float64), (T,))
     x0s = np.asarray(x0s, np.float64)
-    store = _Store(init(x0s[:1]))
-    store.add(init(x0s), range(T))
+    store = _Store(init(x0s.reshape(-1, x0s.shape[-1])[:1]))
+    if x0s.ndim == 3:  # one set of starts per table
+        for t in range(T):
+            store.add(init(x0s[t]), [t])
+    else:
+        store.add(init(x0s), range(T))
     fl = store.fields
     order = [np.zeros(0, np.int64) for _ in range(T)]  # each table's polishing order (task ids)
     upto = np.zeros(T, np.int64)  # the polished prefix of ``order`` being run
     done = np.zeros(T, bool)
     prev = np.full(T, np.inf)
     unseen = np.full(T, np.inf)
+    missed = np.full(T, np.inf)
     by_rule = np.zeros(T, bool)
     screen = policy.screen_steps
-    drawn = [len(x0s)]
+    drawn = [x0s.shape[-2]]
 
     def stopped(t, rule):
         done[t], by_rule[t] = True, rule
@@ -212,18 +220,21 @@ def run(
         atol = floor[t]
         n, w = count_basins(np.where(conv, fp, np.inf), policy.basin_rtol, atol)
         unseen[t] = unseen_basins(n, w)
-        best = np.min(np.where(conv, fp, np.inf))
+        # each optimum not yet seen is as likely to be the lowest as any of the w seen
+        missed[t] = unseen[t] / (w + 1)
+        # the best objective any polished start reached, converged or not: a crawl that
+        # ended below every converged start leaves the best unconfirmed
+        fb = np.min(fp)
         hits = (
-            int(np.sum(conv & (fp - best <= policy.basin_rtol * abs(best) + atol + 1e-300)))
-            if np.isfinite(best)
+            int(np.sum(conv & (fp - fb <= policy.basin_rtol * abs(fb) + atol + 1e-300)))
+            if np.isfinite(fb)
             else 0
         )
-        fb = np.min(fp)
         improved = not np.isfinite(prev[t]) or fb < prev[t] - policy.basin_rtol * abs(prev[t]) - atol
         prev[t] = fb
         confirmed = hits >= policy.min_hits
-        # the plain rule (``unseen=inf``): confirmed, and the last widening found nothing lower
-        rule = confirmed and (unseen[t] <= policy.unseen if np.isfinite(policy.unseen) else not improved)
+        # the plain rule (``missed=inf``): confirmed, and the last widening found nothing lower
+        rule = confirmed and (missed[t] <= policy.missed if np.isfinite(policy.missed) else not improved)
         cap = len(order[t]) if policy.cap is None else min(policy.cap, len(order[t]))
         if rule or (policy.max_seconds is not None and time.perf_counter() - t0 > policy.max_seconds):
             stopped(t, rule)
@@ -304,10 +315,10 @@ def run(
         real = task < n
         store.put(idx[task[real]], solvers.LMState(*(np.asarray(a)[real] for a in out.st)))
         settle()
-    return _collect(store, order, upto, unseen, by_rule, T, floor)
+    return _collect(store, order, upto, unseen, missed, by_rule, T, floor)
 
 
-def _collect(store: _Store, order, upto, unseen, by_rule, T, floor) -> TableSolution:
+def _collect(store: _Store, order, upto, unseen, missed, by_rule, T, floor) -> TableSolution:
     fl = store.fields
     S = max(int(np.sum(store.table == t)) for t in range(T))
     P = fl["x"].shape[1]
@@ -342,6 +353,7 @@ def _collect(store: _Store, order, upto, unseen, by_rule, T, floor) -> TableSolu
         polished=polished,
         H=H,
         unseen=unseen.copy(),
+        missed=missed.copy(),
         stopped_by_rule=by_rule.copy(),
         floor=np.array(floor),
     )

@@ -1,17 +1,20 @@
-"""A fitting problem: a law, an objective, a table, and the compiled solve they share.
+"""A fitting problem: a law, an objective, a table, and the compiled step loop they share.
 
 :func:`setup` validates a table against a law (its declared input domains, the target's
 columns, what the law computes) and lays out the free parameters as one vector ``x`` of
-optimiser coordinates. :func:`solve` is the one compiled program behind :func:`jaxlaws.fit`,
-:func:`jaxlaws.bootstrap` and batch jobs: it is keyed only on what changes shapes or code
-paths (law, objective, layout, the static :class:`~jaxlaws.solvers.Plan`, which arguments
-carry a table axis), so a second fit of same-shaped data compiles nothing.
+optimiser coordinates. :meth:`Problem.solve` runs the multi-start
+(:mod:`jaxlaws.multistart`) behind :func:`jaxlaws.fit`, :func:`jaxlaws.bootstrap` and batch
+jobs over one compiled program, :func:`program` (:func:`jaxlaws.solvers.advance` for this
+law): it is keyed only on what changes shapes or code paths (law, objective, layout, block
+size, which arguments carry a table axis, the number of slots), so a second fit of
+same-shaped data compiles nothing.
 
 The derivatives are built from the objective's structure: one forward pass of the law gives
 the residuals ``r`` and their Jacobian ``J`` (``jax.jacfwd``), the gradient is
-``J^T (w phi'(r))``, screening uses the reweighted Gauss-Newton curvature ``J^T diag(w c) J``
-and polishing adds the second-order term ``sum_i w_i phi'(r_i) d^2 r_i`` (a Hessian of one
-scalar), so no step evaluates the law more often than it must.
+``J^T (w phi'(r))`` and the reweighted Gauss-Newton curvature ``J^T diag(w c) J``
+(:func:`_fgh`); the exact Hessian adds the second-order term ``sum_i w_i phi'(r_i) d^2 r_i``
+(:func:`_exact`, only where a start asks for it), and geodesic acceleration one more
+evaluation of the residuals along the step (:func:`_accel`).
 """
 
 from __future__ import annotations
@@ -105,7 +108,8 @@ class Layout:
         """Closed bounds on ``x`` from the constraints (nuisance parameters are free), and
         step caps: :data:`STEP_LOG` in log coordinates, ``STEP_LINEAR max(1, |x|)``
         otherwise (a nuisance scale is a log coordinate), and runaway bounds on open sides:
-        :data:`RUNAWAY_LOG` in log coordinates, :data:`RUNAWAY_LINEAR` otherwise."""
+        :data:`RUNAWAY_LOG` in log coordinates, :data:`RUNAWAY_LINEAR` otherwise (a start
+        that wanders past a range and comes back is common; one past these is not)."""
         lo, hi, cap_abs, cap_rel, away = [], [], [], [], []
         for _, shape, c, _ in self.free_fields():
             a, b = c.box
@@ -410,9 +414,9 @@ def auto_screen_steps(n_starts: int) -> int:
 #: Starts a table polishes in its first round (fewer for fewer than 64 starts: an eighth,
 #: at least 2), before its polishing widens.
 FIRST_ROUND = 8
-#: The stopping rule's bound on the expected number of optima not yet seen
-#: (:mod:`jaxlaws.multistart`).
-UNSEEN = 0.5
+#: The stopping rule's bound on the expected number of optima lower than the best that no
+#: start reached (:mod:`jaxlaws.multistart`).
+MISSED = 0.05
 #: Converged starts the best optimum needs before a fit may stop.
 MIN_HITS = 2
 #: Most random starts a multi-start draws in all, by default (``max_starts``).
@@ -428,7 +432,7 @@ def policy_for(
     screen_steps,
     max_steps: int,
     drawn: bool = False,
-    unseen: float = UNSEEN,
+    missed: float = MISSED,
     min_hits: int = MIN_HITS,
     max_starts: int | None = None,
     max_seconds: float | None = None,
@@ -439,9 +443,10 @@ def policy_for(
     ``polish="adaptive"`` (default) polishes :data:`FIRST_ROUND` starts per table first (an
     eighth of them, at least 2, for fewer than 64) and widens in rounds: for the starts
     given, until the best objective is reached by ``min_hits`` converged starts and a
-    widening finds nothing lower; for starts jaxlaws draws (``drawn``), until Boender and
-    Rinnooy Kan's estimate of optima not yet seen is at most ``unseen`` (drawing more, up to
-    ``max_starts``). An int polishes exactly that many of the best screened starts; ``None``
+    widening finds nothing lower; for starts jaxlaws draws (``drawn``), every start is
+    polished and more are drawn, up to ``max_starts``, until the expected number of optima
+    lower than the best that no start reached (after Boender and Rinnooy Kan) is at most
+    ``missed``. An int polishes exactly that many of the best screened starts; ``None``
     polishes every start (no screening: every start runs to its end).
     """
     for name, value, least in (("max_steps", max_steps, 1), ("screen_steps", screen_steps, 0)):
@@ -458,11 +463,15 @@ def policy_for(
     screen = int(min(screen_steps, max_steps))
     if polish is None:
         first, cap, screen, rule = S, None, 0, -1.0
+    elif isinstance(polish, str) and drawn:
+        # starts jaxlaws draws: every one is polished, so the polished starts are the
+        # uniform sample Boender and Rinnooy Kan's rule is about (a screened subset would
+        # hide the rare basins); more are drawn while the rule does not hold
+        first, cap, rule = S, None, float(missed)
     elif isinstance(polish, str):
         # the starts given: rounds until the best is confirmed and a widening finds nothing
-        # lower; starts jaxlaws draws: rounds (and more draws) until Boender and Rinnooy
-        # Kan's rule holds
-        first, cap, rule = min(S, FIRST_ROUND, max(2, S // 8)), None, float(unseen) if drawn else np.inf
+        # lower
+        first, cap, rule = min(S, FIRST_ROUND, max(2, S // 8)), None, np.inf
     else:
         first = cap = min(int(polish), S)
         rule = -1.0
@@ -474,7 +483,7 @@ def policy_for(
         cap=cap,
         max_steps=int(max_steps),
         min_hits=int(min_hits),
-        unseen=rule,
+        missed=rule,
         basin_rtol=float(basin_rtol),
         max_starts=int(max_starts) if max_starts is not None else (max(MAX_STARTS, S) if drawn else S),
         max_seconds=max_seconds,
@@ -613,14 +622,15 @@ class Problem:
         accelerate: bool = True,
         **rule,
     ) -> multistart.TableSolution:
-        """Run the multi-start from ``x0s`` (rows of the law's optimiser coordinates).
+        """Run the multi-start from ``x0s`` (rows of the law's optimiser coordinates; with a
+        leading table axis, each table's own).
 
         ``weights`` ``(R, n)`` solves ``R`` resamples of the table; ``tables`` (a dict with
         any of ``inputs``, ``y``, ``w`` carrying a leading table axis) solves many tables of
         one shape (the first ``n_tables`` of them: the rest pad the arrays to a shape shared
         by every call); otherwise this problem's table. ``draw`` ``(n, k) -> starts`` lets the
         multi-start draw more starts while its rule does not hold; ``rule`` holds the
-        :func:`policy_for` options (``unseen``, ``min_hits``, ``max_starts``,
+        :func:`policy_for` options (``missed``, ``min_hits``, ``max_starts``,
         ``max_seconds``, ``basin_rtol``). Slots are split across the first ``devices`` local
         devices (all by default; one for a single table).
         """
@@ -638,7 +648,7 @@ class Problem:
                 tabled[i] = True
                 T = jax.tree_util.tree_leaves(v)[0].shape[0]
         x0s = np.asarray(x0s, np.float64)
-        S = x0s.shape[0]
+        S = x0s.shape[-2]
         policy = policy_for(
             S, polish=polish, screen_steps=screen_steps, max_steps=max_steps, drawn=draw is not None, **rule
         )
@@ -668,7 +678,7 @@ class Problem:
             return jax.device_get(out)
 
         def init(xs):
-            xs = np.asarray(xs, np.float64)
+            xs = np.asarray(xs, np.float64).reshape(-1, np.shape(xs)[-1])
             xs = np.concatenate([xs, np.zeros((len(xs), n_extra))], axis=1)
             lo, hi = (np.asarray(b) for b in self.layout.box()[:2])
             return solvers.lm_init_batch(np.clip(xs, lo, hi))

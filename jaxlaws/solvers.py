@@ -227,6 +227,7 @@ class LMState(NamedTuple):
     accel: jnp.ndarray
     d: jnp.ndarray
     pred: jnp.ndarray
+    cert: jnp.ndarray
     lam: jnp.ndarray
     nu: jnp.ndarray
     steps: jnp.ndarray
@@ -254,19 +255,30 @@ def _free(x, g, lo, hi):
 
 
 def _scale(H):
-    """Marquardt's scaling: the curvature's diagonal, floored."""
+    """Marquardt's scaling: the curvature's diagonal, floored at ``1e-12`` of its median.
+    The median, not the largest: curvatures of one law can span dozens of orders of
+    magnitude (an amplitude multiplying ``N^-alpha`` against an offset), and a floor tied to
+    the stiffest coordinate would damp every other to a standstill; one tied to the median
+    only holds back the coordinates the objective barely feels (a domain few runs contain),
+    whose undamped steps would be huge."""
     diag = jnp.abs(jnp.diagonal(H))
-    return jnp.maximum(diag, 1e-12 * jnp.max(diag) + 1e-300)
+    return jnp.maximum(diag, 1e-12 * jnp.median(diag) + 1e-300)
 
 
 def _damped_solve(H, b, lam, free):
-    """``(H + lam diag|H|) d = b`` on the free coordinates (held ones get ``d = 0``)."""
+    """``(H + lam diag|H|) d = b`` on the free coordinates (held ones get ``d = 0``).
+
+    Solved in Marquardt's scaled coordinates, ``D^-1/2 (H + lam D) D^-1/2`` with ``D`` the
+    floored diagonal: a unit diagonal plus ``lam``, so parameters whose curvatures differ by
+    dozens of orders of magnitude (an amplitude next to an exponent) lose no precision in
+    the elimination."""
     P = b.shape[0]
     eye = jnp.eye(P, dtype=H.dtype)
+    s = 1.0 / jnp.sqrt(_scale(H))
     pair = free[:, None] & free[None, :]
-    A = jnp.where(pair, H + lam * _scale(H) * eye, eye)
-    d = spd_solve(A, jnp.where(free, b, 0.0))
-    return jnp.where(free, d, 0.0)
+    A = jnp.where(pair, s[:, None] * H * s[None, :] + lam * eye, eye)
+    y = spd_solve(A, jnp.where(free, s * b, 0.0))
+    return jnp.where(free, s * y, 0.0)
 
 
 def _fit_step(x, d, box):
@@ -278,32 +290,39 @@ def _fit_step(x, d, box):
 
 def _propose(x, g, H, lam, box):
     """The next step from ``x``: damped, shortened to the step cap, projected onto the box,
-    with its predicted decrease. Where ``H + lam diag|H|`` does not factor, or the projected
+    with its predicted decrease. Where ``H + lam diag|H|`` does not factor, or
+    the projected
     step would not decrease the quadratic model (projection can turn a Newton step uphill),
     ``lam`` grows (by 16, from at least 1e-8) until it does: a heavily damped step is a
     short scaled-gradient step, which projection keeps downhill. Returns
-    ``(d, pred, lam, grew)``."""
+    ``(d, pred, full, lam, grew)``: ``full`` is the predicted decrease of the damped step
+    before the step cap and the box shorten it."""
     free = _free(x, g, box.lo, box.hi)
 
     def trial(lam_k):
-        d = _damped_solve(H, -g, lam_k, free)
-        ok = jnp.all(jnp.isfinite(d))
-        d = _fit_step(x, jnp.where(ok, d, 0.0), box)
+        d0 = _damped_solve(H, -g, lam_k, free)
+        ok = jnp.all(jnp.isfinite(d0))
+        d0 = jnp.where(ok, d0, 0.0)
+        d = _fit_step(x, d0, box)
         pred = -(g @ d + 0.5 * d @ (H @ d))
-        return d, pred, ok & ((pred > 0) | jnp.all(d == 0.0))
+        # the model's decrease along the whole damped step, before the step cap and the box
+        # shorten it: what certifies a first-order point (a capped step predicts little
+        # because it is short, not because the point is a minimum)
+        full = -(g @ d0 + 0.5 * d0 @ (H @ d0))
+        return d, pred, full, ok & ((pred > 0) | jnp.all(d == 0.0))
 
     def cond(c):
-        return ~c[3] & (c[0] < _LAM_MAX)
+        return ~c[4] & (c[0] < _LAM_MAX)
 
     def body(c):
         lam_k = jnp.maximum(c[0] * 16.0, 1e-8)
-        d, pred, ok = trial(lam_k)
-        return lam_k, d, pred, ok, c[4] + 1
+        d, pred, full, ok = trial(lam_k)
+        return lam_k, d, pred, full, ok, c[5] + 1
 
-    d, pred, ok = trial(lam)
-    lam, d, pred, ok, tries = jax.lax.while_loop(cond, body, (lam, d, pred, ok, 0))
+    d, pred, full, ok = trial(lam)
+    lam, d, pred, full, ok, tries = jax.lax.while_loop(cond, body, (lam, d, pred, full, ok, 0))
     d = jnp.where(ok, d, 0.0)
-    return d, jnp.where(ok, pred, 0.0), lam, tries > 0
+    return d, jnp.where(ok, pred, 0.0), jnp.where(ok, full, jnp.inf), lam, tries > 0
 
 
 def _grad_norm(x, g, box):
@@ -327,6 +346,7 @@ def lm_init(x0, lam0=1e-3) -> LMState:
         accel=jnp.asarray(False),
         d=jnp.zeros(P),
         pred=jnp.asarray(0.0),
+        cert=jnp.asarray(jnp.inf),
         lam=jnp.asarray(lam0, jnp.float64),
         nu=jnp.asarray(2.0),
         steps=jnp.asarray(0, jnp.int32),
@@ -360,6 +380,7 @@ def lm_init_batch(x0s, lam0=1e-3) -> LMState:
         accel=full(False, bool),
         d=np.zeros((n, P)),
         pred=full(0.0),
+        cert=full(np.inf),
         lam=full(lam0),
         nu=full(2.0),
         steps=full(0, np.int32),
@@ -430,18 +451,18 @@ def lm_update(
     small = accept & ~s.fresh & (actual <= ftol * jnp.abs(s.f) + fatol)
     # a rejected trial whose model promised a negligible decrease: the objective cannot
     # show a gain that small. Certified if that model was near-Newton (small damping)
-    tiny = ~accept & ~s.fresh & ok & (s.pred <= ftol * jnp.abs(s.f) + fatol)
+    tiny = ~accept & ~s.fresh & ok & (s.cert <= ftol * jnp.abs(s.f) + fatol)
     certified_reject = tiny & ((s.lam <= LAM_CERTIFY) | (not certify))
     # after a negligible decrease, or such a rejection, the next step is a near-Newton one:
     # if even that model predicts nothing more from here, the point is certified
     lam = jnp.where(small | tiny, jnp.minimum(jnp.where(small, lam, s.lam), 0.01 * LAM_CERTIFY), lam)
     newton = newton & (lam <= LAM_NEWTON)
-    d, pred, lam, grew = _propose(x, g, jnp.where(newton, Hn, Hg), lam, box)
+    d, pred, full, lam, grew = _propose(x, g, jnp.where(newton, Hn, Hg), lam, box)
     # the exact curvature stays in use only where it is positive definite at the damping
     newton = newton & ~grew
     # ask for the exact curvature at the next trial while progress is slow or Newton steps run
     wants = exact & (jnp.where(accept, slow, s.wants) | newton) & (~hn_ok | (age + 1 >= REFRESH))
-    certified = ((pred <= ftol * jnp.abs(f) + fatol) & (lam <= LAM_CERTIFY)) | (not certify)
+    certified = ((full <= ftol * jnp.abs(f) + fatol) & (lam <= LAM_CERTIFY)) | (not certify)
     status = jnp.where(s.fresh & ~ok, NONFINITE, RUNNING)
     status = jnp.where((small & certified) | certified_reject | (accept & (f == 0.0)), CONVERGED, status)
     # a coordinate beyond its runaway bound on an open side: the start heads for infinity
@@ -476,6 +497,7 @@ def lm_update(
         accel=~newton,
         d=d,
         pred=pred,
+        cert=full,
         lam=lam,
         nu=nu,
         steps=steps,
