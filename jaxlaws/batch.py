@@ -271,8 +271,9 @@ def fit_groups(
     Args:
         law, columns, target, objective, delta, starts, seed, init, frozen,
             output_weights, polish, screen_steps, max_steps, ftol: as for
-            :func:`jaxlaws.fit` (the same starts for every group; each group's polishing
-            widens on its own results only).
+            :func:`jaxlaws.fit` (the same starts for every group, taken as given: a group
+            is screened and polished in rounds that widen on its own results only, and no
+            more starts are drawn for it).
         by: the column(s) that name the groups.
         output: a JSON-lines file; one line per fitted group is appended as soon as its
             chunk finishes. Groups already in it are skipped (resume after interruption).
