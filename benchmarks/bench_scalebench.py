@@ -223,9 +223,11 @@ def main(argv=None):
                         flush=True,
                     )
                 rows += got
+                if args.json:  # after every instance, whole or not at all
+                    tmp = pathlib.Path(args.json + ".tmp")
+                    tmp.write_text(json.dumps(rows, indent=1))
+                    os.replace(tmp, args.json)
     report(rows)
-    if args.json:
-        pathlib.Path(args.json).write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":

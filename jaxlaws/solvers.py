@@ -89,8 +89,11 @@ _LAM_MAX = 1e20
 LAM_CERTIFY = 1e-8
 #: Largest damping at which the exact curvature is used: a heavily damped step has left the
 #: region where the exact quadratic model holds, and the Gauss-Newton majoriser makes
-#: steadier progress there.
-LAM_NEWTON = 1e-3
+#: steadier progress there. Moderate damping (set by the Gauss-Newton model's poor fit to a
+#: large-residual objective) does not bar it: the exact model's steps then fit well and
+#: the damping falls (a bound of 1e-3 kept Newton out of ridges that it crosses in tens of
+#: steps where Gauss-Newton crawls for thousands).
+LAM_NEWTON = 1.0
 #: The most a good step shrinks the damping by (Nielsen's rule uses 1/3).
 LAM_SHRINK = 1.0 / 3.0
 #: A Gauss-Newton step that decreases the objective by less than this fraction hands over

@@ -18,11 +18,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import reference  # noqa: E402
 import suite  # noqa: E402
 
-#: starts per law: 64 as in the benchmark; 16 for the mixture laws (16 to 30 parameters),
-#: whose tight-tolerance scipy runs from 64 starts take one to two minutes each (8 for
-#: Shukor's, whose scipy runs take a minute from 16)
+#: starts per law: 64 as in the benchmark (benchmarks/bench_laws.py); fewer for the mixture
+#: laws (16 to 30 parameters), whose tight-tolerance scipy runs take seconds per start
 STARTS = {
-    "mixing, 5 domains x 5 outputs": 16,
+    "mixing, 5 domains x 5 outputs": 8,
     "mixing_exp on olmix-dclm, 24 domains, hellaswag": 16,
     "BiMix, 4 domains": 16,
     "mixture additive (Shukor et al.)": 8,
