@@ -28,6 +28,16 @@ def resample_weights(key, n_points: int, n_resamples: int) -> jnp.ndarray:
     return jax.vmap(lambda i: jnp.bincount(i, length=n_points))(idx).astype(jnp.float64)
 
 
+#: What each status of a resample left out of the statistics means, for the summary.
+_WHY = {
+    "max_steps": "still descending when max_steps ran out (pass a larger max_steps)",
+    "stalled": "no step made progress, yet the point is not certified a minimum",
+    "diverged": "a parameter ran off towards an open end of its constraint",
+    "nonfinite": "the objective is not finite at its start",
+    "screened_out": "not polished",
+}
+
+
 @dataclasses.dataclass(frozen=True, repr=False)
 class BootstrapResult:
     """The outcome of :func:`bootstrap`.
@@ -148,11 +158,14 @@ class BootstrapResult:
             )
         return Derived(point=point, samples=values, level=level)
 
+    def failures(self) -> str:
+        """Why the resamples left out did not converge: each status, its count and meaning."""
+        names, counts = np.unique(self.status[~self.ok], return_counts=True)
+        return "; ".join(f"{n} {c}: {_WHY.get(str(n), str(n))}" for n, c in zip(names, counts))
+
     def summary(self, level: float = 0.95) -> str:
-        head = (
-            f"bootstrap of {self.law.name}: {len(self.status)} resamples, "
-            f"{self.n_failed} did not converge (excluded)"
-        )
+        head = f"bootstrap of {self.law.name}: {len(self.status)} resamples, {self.n_failed} did not converge"
+        head += f" (excluded; {self.failures()})" if self.n_failed else ""
         if self.ok.sum() < 2:
             return head + ": too few converged for standard errors"
         return head + "\n" + self.table(level).to_string(float_format=lambda x: f"{x:.6g}")

@@ -29,6 +29,9 @@ def test_epoch_protocol_standard_errors(df):
     )
     print(bs.summary())
     assert bs.n_failed < 0.2 * 4000  # the rest reached max_steps and are excluded, counted
+    # the summary says why: each status left out, with its count and meaning
+    names, counts = np.unique(bs.status[~bs.ok], return_counts=True)
+    assert len(names) > 0 and all(f"{n} {c}: " in bs.summary() for n, c in zip(names, counts))
     for name, se in EPOCH_SE.items():
         assert bs.stderr[name] == pytest.approx(se, rel=0.15), name
     lo, hi = bs.interval()["E"]
