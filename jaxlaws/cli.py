@@ -308,7 +308,7 @@ def _fit(args) -> int:
             f"the best start did not converge (status {res.status}): the parameters are not a "
             "minimum; try more --starts, or check the law and the data"
         )
-    from jaxlaws.io import fit_record
+    from jaxlaws.io import atomic_write, fit_record
 
     record = fit_record(
         res,
@@ -336,7 +336,7 @@ def _fit(args) -> int:
             "interval95": {k: list(v) for k, v in bs.interval().items()},
         }
     if args.output:
-        with open(args.output, "w") as fh:
+        with atomic_write(args.output) as fh:
             json.dump(record, fh, indent=2)
         print(f"wrote {args.output}")
     return 0 if res.status == "converged" else NOT_CONVERGED
@@ -424,7 +424,7 @@ def _plot(args) -> int:
         if args.domain is not None:
             raise ValueError(f"--domain is for mixture laws; {saved.law.name!r} has no input on the simplex")
         fig = plot_fit(saved.law, saved.params, table, columns=columns, target=target)
-    fig.savefig(out, dpi=120)
+    _save_figure(fig, out)
     print(f"wrote {out}")
     return 0
 
@@ -459,10 +459,22 @@ def _budgets(text: str, flag: str):
     return values
 
 
+def _save_figure(fig, path):
+    """A figure saved whole or not at all, in the format its extension names."""
+    from jaxlaws.io import atomic_write
+
+    fmt = os.path.splitext(path)[1].lstrip(".").lower() or "png"
+    with atomic_write(path, "wb") as fh:
+        fig.savefig(fh, format=fmt, dpi=120)
+
+
 def _write_table(table, output):
     print(table.to_string(index=False, float_format=lambda x: f"{x:.6g}"))
     if output:
-        table.to_csv(output, index=False)
+        from jaxlaws.io import atomic_write
+
+        with atomic_write(output) as fh:
+            table.to_csv(fh, index=False)
         print(f"wrote {output}")
 
 
@@ -512,7 +524,7 @@ def _mix(args) -> int:
     if plot:
         from jaxlaws.plot import plot_pareto
 
-        plot_pareto(dec, names).savefig(plot, dpi=120)
+        _save_figure(plot_pareto(dec, names), plot)
         print(f"wrote {plot}")
     return 0
 
@@ -646,7 +658,7 @@ def _propose(args) -> int:
     if plot:
         from jaxlaws.plot import plot_proposals
 
-        plot_proposals(prop).savefig(plot, dpi=120)
+        _save_figure(plot_proposals(prop), plot)
         print(f"wrote {plot}")
     return 0 if not bad else NOT_CONVERGED
 

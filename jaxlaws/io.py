@@ -1,15 +1,18 @@
-"""Saved fits: a JSON record that reproduces the fit's predictions.
+"""Saved fits: a JSON record that reproduces the fit's predictions; files written whole.
 
 The record holds the law (name and options), objective, starts, seed, parameters, status,
 where the data came from with a hash of the input table, and the jaxlaws and JAX versions.
+Every file jaxlaws writes goes through :func:`atomic_write`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
+import tempfile
 from typing import Any
 
 import numpy as np
@@ -17,7 +20,40 @@ import pandas as pd
 
 from jaxlaws.laws import Law, get
 
-__all__ = ["fit_record", "load_fit", "SavedFit", "table_hash"]
+__all__ = ["atomic_write", "fit_record", "load_fit", "SavedFit", "table_hash"]
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "w"):
+    """Write ``path`` whole or not at all: a file object on a temporary file beside it,
+    flushed to disk and moved into place (``os.replace``) when the block ends without an
+    error. A kill or an error at any moment leaves the old file (or none) as it was, and no
+    temporary file behind an error.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "out.txt"
+        >>> with atomic_write(path) as fh:
+        ...     _ = fh.write("whole")
+        >>> path.read_text()
+        'whole'
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as fh:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # the permissions a plain open() would give
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 def table_hash(table: pd.DataFrame) -> str:

@@ -319,3 +319,21 @@ def test_an_unusable_cache_directory_is_a_warning_line(tmp_path, capsys):
     assert main(["--cache-dir", str(blocker / "xla"), "datasets"]) == 0
     err = capsys.readouterr().err
     assert err.startswith("jaxlaws: warning: the compilation cache is off:") and err.count("\n") == 1
+
+
+def test_an_output_interrupted_while_written_leaves_the_old_file_whole(tmp_path, monkeypatch):
+    """The fit's JSON is written to a temporary file beside it and moved into place: an error
+    (or a kill) halfway through the write leaves the previous fit.json as it was."""
+    out = tmp_path / "fit.json"
+    assert main(["fit", "--dataset", "chinchilla-epoch", "--law", "chinchilla", "--output", str(out)]) == 0
+    before = out.read_bytes()
+
+    def half_then_fail(obj, fh, **kw):
+        fh.write(json.dumps(obj)[:100])
+        raise KeyboardInterrupt  # as a user's Ctrl-C halfway through the write
+
+    monkeypatch.setattr(json, "dump", half_then_fail)
+    argv = ["fit", "--dataset", "chinchilla-epoch", "--law", "chinchilla", "--starts", "8"]
+    assert main(argv + ["--output", str(out)]) == 130  # interrupted: exit status 128 + SIGINT
+    assert out.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fit.json"]  # no temporary file left
