@@ -4,7 +4,14 @@ import json
 import os
 import pathlib
 
-import jax
+# one BLAS thread per test process, set before NumPy loads its BLAS: the tests run in two
+# processes on two cores (pytest-xdist), and OpenBLAS threads that spin waiting for work
+# beside another process's (scipy's L-BFGS-B in the parity tests) slowed a run from 13
+# minutes to over 20
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import jax  # noqa: E402
 import pytest
 
 import jaxlaws  # noqa: F401  (turns on x64)
