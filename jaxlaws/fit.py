@@ -173,10 +173,11 @@ def fit(
     """Fit a law to a table from many starts at once.
 
     Every start is one Levenberg-Marquardt run on the reweighted Gauss-Newton curvature,
-    with geodesic acceleration along curved valleys and, for the Huber objectives, exact
-    Newton steps near the optimum; it ends when the undamped model predicts a relative
-    decrease below ``ftol`` (converged), runs off towards an open end of a constraint
-    (diverged), makes no progress (stalled) or reaches ``max_steps``. With the starts given,
+    with geodesic acceleration along curved valleys and exact Newton steps where the
+    Gauss-Newton progress turns slow (except for ``huber_likelihood``); it ends when the
+    undamped model predicts a relative decrease below ``ftol`` (converged), runs off
+    towards an open end of a constraint (diverged), makes no progress (stalled) or reaches
+    ``max_steps``. With the starts given,
     every start first takes ``screen_steps`` steps; starts are then polished to their end
     in rank order, in rounds of 8, 16, 32, ..., until the best objective is reached by two
     converged starts and a widening finds nothing lower. Where jaxlaws draws the starts

@@ -293,8 +293,7 @@ def _fit_step(x, d, box):
 
 def _propose(x, g, H, lam, box):
     """The next step from ``x``: damped, shortened to the step cap, projected onto the box,
-    with its predicted decrease. Where ``H + lam diag|H|`` does not factor, or
-    the projected
+    with its predicted decrease. Where ``H + lam diag|H|`` does not factor, or the projected
     step would not decrease the quadratic model (projection can turn a Newton step uphill),
     ``lam`` grows (by 16, from at least 1e-8) until it does: a heavily damped step is a
     short scaled-gradient step, which projection keeps downhill. Returns

@@ -12,9 +12,9 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import jax  # noqa: E402
-import pytest
+import pytest  # noqa: E402
 
-import jaxlaws  # noqa: F401  (turns on x64)
+import jaxlaws  # noqa: E402, F401  (turns on x64)
 
 # the command line keeps compiled solvers in the user's cache directory by default: not from
 # the tests (nor the subprocesses they start); tests of the cache give their own directory
