@@ -61,11 +61,13 @@ def _parse_columns(text: str | None) -> dict:
     return out
 
 
-def _read_table(path: str):
+def _read_table(path: str, text_columns=()):
     """Read a CSV or Parquet file; rows are labelled by their line in a CSV (header = line 1,
-    blank lines counted)."""
+    blank lines counted). ``text_columns`` (group labels) keep ``NA``, ``None`` and the like
+    as written: only an empty cell is missing."""
     import csv
 
+    import numpy as np
     import pandas as pd
 
     if os.path.isdir(path):
@@ -103,6 +105,13 @@ def _read_table(path: str):
             table = pd.read_csv(path)
         except pd.errors.ParserError as err:
             raise ValueError(f"{path} is not a well-formed CSV: {str(err).strip().splitlines()[0]}") from None
+        labels = [c for c in text_columns if c in table.columns]
+        if labels:
+            as_text = pd.read_csv(path, usecols=labels, dtype=str, keep_default_na=False)
+            for c in labels:
+                text = as_text[c].str.strip().replace("", np.nan).to_numpy()
+                if pd.to_numeric(pd.Series(text), errors="coerce").notna().sum() < pd.notna(text).sum():
+                    table[c] = text  # some label is not a number: every label as written
         if len(starts) - 1 == len(table):
             table.index = pd.Index(starts[1:], name="line")
         else:  # pandas split the records otherwise (comments, odd quoting): number them
@@ -191,6 +200,23 @@ def _check_output(path, flag: str, *inputs: str) -> None:
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
         raise ValueError(f"{flag} {path}: the directory {parent} does not exist")
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise ValueError(f"{flag} {path} is not a regular file: give a file name")
+    import tempfile
+
+    try:  # the write goes to a temporary file beside the output: try one now, before any work
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as err:
+        raise ValueError(f"{flag} {path}: cannot write in {parent} ({err.strerror})") from None
+
+
+def _check_not_empty(args) -> None:
+    """A flag given an empty value (``--budgets ''``) is a mistake, never the default."""
+    for name, value in vars(args).items():
+        if isinstance(value, str) and not value.strip() and name not in ("command",):
+            flag = name if name == "fit" else "--" + name.replace("_", "-")
+            raise ValueError(f"{flag} is empty: give a value or leave the flag out")
 
 
 def _init(text: str | None):
@@ -259,7 +285,8 @@ def _fit(args) -> int:
         table = jaxlaws.datasets.load(args.dataset, subset=subset)
         source = f"dataset {args.dataset}" + (f" (subset {subset})" if subset else "")
     else:
-        table = _read_table(args.data)
+        by = [c.strip() for c in args.group_by.split(",")] if args.group_by else []
+        table = _read_table(args.data, text_columns=by)
         source = f"file {args.data}"
         subset = None
     if swarm_source is None:
@@ -308,7 +335,7 @@ def _fit(args) -> int:
             f"the best start did not converge (status {res.status}): the parameters are not a "
             "minimum; try more --starts, or check the law and the data"
         )
-    from jaxlaws.io import atomic_write, fit_record
+    from jaxlaws.io import fit_record
 
     record = fit_record(
         res,
@@ -336,8 +363,7 @@ def _fit(args) -> int:
             "interval95": {k: list(v) for k, v in bs.interval().items()},
         }
     if args.output:
-        with atomic_write(args.output) as fh:
-            json.dump(record, fh, indent=2)
+        _write_json(record, args.output)
         print(f"wrote {args.output}")
     return 0 if res.status == "converged" else NOT_CONVERGED
 
@@ -346,6 +372,7 @@ def _read_swarm(args):
     """A swarm from ``--ratios/--metrics`` (two tables joined on ``--on``) or ``--swarm``
     (bundled), and how to read it again (kept in the saved fit)."""
     import jaxlaws
+    from jaxlaws.io import file_hash
 
     if args.group_by:
         raise ValueError("--group-by is for --data tables; fit a swarm as one table")
@@ -366,6 +393,8 @@ def _read_swarm(args):
         "domains": list(swarm.domains),
         "metric_columns": list(swarm.metrics),
         "normalise": bool(args.normalise),
+        "ratios_sha256": file_hash(args.ratios),  # which file changed, should one change
+        "metrics_sha256": file_hash(args.metrics),
     }
 
 
@@ -411,7 +440,10 @@ def _plot(args) -> int:
 
     saved = load_fit(args.fit)
     out = _png(
-        args.output if args.output is not None else os.path.splitext(args.fit)[0], "--output", args.fit
+        args.output if args.output is not None else os.path.splitext(args.fit)[0],
+        "--output",
+        args.fit,
+        *saved.input_files(),
     )
     table = saved.data()
     columns = {k: v for k, v in saved.record.get("columns", {}).items() if k != "target"}
@@ -459,6 +491,14 @@ def _budgets(text: str, flag: str):
     return values
 
 
+def _write_json(record, path):
+    """A saved fit, written whole or not at all."""
+    from jaxlaws.io import atomic_write
+
+    with atomic_write(path) as fh:
+        json.dump(record, fh, indent=2)
+
+
 def _save_figure(fig, path):
     """A figure saved whole or not at all, in the format its extension names."""
     from jaxlaws.io import atomic_write
@@ -469,13 +509,18 @@ def _save_figure(fig, path):
 
 
 def _write_table(table, output):
-    print(table.to_string(index=False, float_format=lambda x: f"{x:.6g}"))
-    if output:
-        from jaxlaws.io import atomic_write
+    """The table to ``output`` (CSV, whole or not at all), then to the terminal: all of it
+    without ``output``, its first and last rows with it."""
+    text = dict(index=False, float_format=lambda x: f"{x:.6g}")
+    if not output:
+        print(table.to_string(**text))
+        return
+    from jaxlaws.io import atomic_write
 
-        with atomic_write(output) as fh:
-            table.to_csv(fh, index=False)
-        print(f"wrote {output}")
+    with atomic_write(output) as fh:
+        table.to_csv(fh, index=False)
+    print(table.to_string(max_rows=10, **text))
+    print(f"wrote {output} ({len(table)} rows)")
 
 
 def _allocate(args) -> int:
@@ -489,7 +534,7 @@ def _allocate(args) -> int:
         raise ValueError(f"--unique has {len(U)} values: give one, or one per budget ({len(C)})")
     if U is not None and len(U) == 1:
         U = U[0]
-    _check_output(args.output, "--output", args.fit)
+    _check_output(args.output, "--output", args.fit, *saved.input_files())
     _write_table(allocate(saved.params, C, U).frame(), args.output)
     return 0
 
@@ -515,8 +560,8 @@ def _mix(args) -> int:
         raise ValueError(f"--names has {len(names)} names; the fit has {pools} pools")
     if names is not None and (any(not n for n in names) or len(set(names)) != len(names)):
         raise ValueError(f"--names must be {pools} distinct, non-empty names, got {args.names!r}")
-    _check_output(args.output, "--output", args.fit)
-    plot = _png(args.plot, "--plot", args.fit) if args.plot is not None else None
+    _check_output(args.output, "--output", args.fit, *saved.input_files())
+    plot = _png(args.plot, "--plot", args.fit, *saved.input_files()) if args.plot is not None else None
     if plot and args.output and os.path.abspath(plot) == os.path.abspath(args.output):
         raise ValueError(f"--plot and --output are the same file {plot}: give two names")
     dec = optimize_mixture(saved.params, sizes, _budgets(args.budgets, "--budgets"), devices=args.devices)
@@ -542,7 +587,11 @@ def _per_domain(text, flag: str, domains):
         t = _read_table(text)
         if t.shape[1] < 2:
             raise ValueError(f"{flag} {text}: give two columns, the domain and its value")
-        pairs = {str(k).strip(): v for k, v in zip(t.iloc[:, 0], t.iloc[:, 1])}
+        names = [str(k).strip() for k in t.iloc[:, 0]]
+        twice = [n for j, n in enumerate(names) if n in names[:j]]
+        if twice:
+            raise ValueError(f"{flag} {text} gives {twice[0]!r} twice: give each domain one row")
+        pairs = dict(zip(names, t.iloc[:, 1]))
         values = pd.to_numeric(pd.Series(list(pairs.values())), errors="coerce")
         if values.isna().any():
             bad = list(pairs)[int(np.argmax(values.isna().to_numpy()))]
@@ -561,6 +610,8 @@ def _per_domain(text, flag: str, domains):
     for part in text.split(","):
         name, _, value = (v.strip() for v in part.partition("="))
         (v,) = _floats(value, f"{flag} {name}=")
+        if name in out or (name == "*" and rest is not None):
+            raise ValueError(f"{flag} gives {name!r} twice: give each domain one value")
         if name == "*":
             rest = v
         elif name not in domains:
@@ -599,8 +650,8 @@ def _propose(args) -> int:
         raise ValueError(
             f"{args.fit} does not name its mixture's columns; refit it with this version of jaxlaws"
         )
-    _check_output(args.output, "--output", args.fit)
-    plot = _png(args.plot, "--plot", args.fit) if args.plot is not None else None
+    _check_output(args.output, "--output", args.fit, *saved.input_files())
+    plot = _png(args.plot, "--plot", args.fit, *saved.input_files()) if args.plot is not None else None
     if plot and args.output and os.path.abspath(plot) == os.path.abspath(args.output):
         raise ValueError(f"--plot and --output are the same file {plot}: give two names")
     if args.bootstrap is not None and args.bootstrap < 2:
@@ -857,7 +908,45 @@ def _cache(args) -> None:
 INTERRUPTED = 130
 
 
+class _Stdout:
+    """Standard output that goes quiet when its reader has gone (``jaxlaws ... | head``):
+    the command still finishes its work and its files, and exits as it would have, without
+    a ``BrokenPipeError``, as Unix tools do."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self.gone = False
+
+    def write(self, text):
+        if not self.gone:
+            try:
+                return self._stream.write(text)
+            except BrokenPipeError:
+                self._quiet()
+        return len(text)
+
+    def flush(self):
+        if not self.gone:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._quiet()
+
+    def _quiet(self):
+        self.gone = True
+        try:  # the interpreter's last flush then finds /dev/null, not the closed pipe
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, self._stream.fileno())
+            os.close(null)
+        except (OSError, ValueError, AttributeError):
+            pass
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
 def main(argv=None) -> int:
+    stdout, sys.stdout = sys.stdout, _Stdout(sys.stdout)
     try:
         return _main_with_warnings(argv)
     except KeyboardInterrupt:
@@ -866,6 +955,9 @@ def main(argv=None) -> int:
             file=sys.stderr,
         )
         return INTERRUPTED
+    finally:
+        sys.stdout.flush()
+        sys.stdout = stdout
 
 
 def _main_with_warnings(argv) -> int:
@@ -880,6 +972,7 @@ def _main_with_warnings(argv) -> int:
 def _main(argv) -> int:
     try:
         args = build_parser().parse_args(argv)
+        _check_not_empty(args)
         _host_devices()
         _cache(args)
         return args.func(args)

@@ -199,6 +199,8 @@ def prepare(
     y = None
     if require_target:
         tcol = _names(target, available, f"the target of law {law.name!r}")
+        if not isinstance(tcol, list) and any("outputs" in dims for _, dims in law.shapes):
+            tcol = [tcol]  # a law with one output per target column, given one column
         tcols = tcol if isinstance(tcol, list) else [tcol]
         y = _as_float(get(tcol), tcols[0] if len(tcols) == 1 else tcols, index)
         if y.ndim > 2 or (y.ndim == 2 and not isinstance(tcol, list)):

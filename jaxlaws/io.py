@@ -28,7 +28,8 @@ def atomic_write(path: str | os.PathLike, mode: str = "w"):
     """Write ``path`` whole or not at all: a file object on a temporary file beside it,
     flushed to disk and moved into place (``os.replace``) when the block ends without an
     error. A kill or an error at any moment leaves the old file (or none) as it was, and no
-    temporary file behind an error.
+    temporary file behind an error; a temporary file left by a killed process is removed by
+    the next write of the same file.
 
     Example:
         >>> import pathlib, tempfile
@@ -40,7 +41,9 @@ def atomic_write(path: str | os.PathLike, mode: str = "w"):
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    prefix = f".{os.path.basename(path)}."
+    _remove_orphans(folder, prefix)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f"{prefix}{os.getpid()}.", suffix=".tmp")
     try:
         with os.fdopen(fd, mode) as fh:
             umask = os.umask(0)
@@ -56,9 +59,38 @@ def atomic_write(path: str | os.PathLike, mode: str = "w"):
         raise
 
 
+def _remove_orphans(folder: str, prefix: str) -> None:
+    """Delete the temporary files of earlier writes of the same file whose process is gone
+    (killed mid-write); a live process's temporary file is left alone."""
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(prefix) and n.endswith(".tmp")]
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(prefix) :].split(".", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(folder, name))
+        except OSError:  # alive, another user's: not ours to touch
+            pass
+
+
 def table_hash(table: pd.DataFrame) -> str:
     """SHA-256 of the table as CSV (values and column names, not the index)."""
     return hashlib.sha256(table.to_csv(index=False).encode()).hexdigest()
+
+
+def file_hash(path: str | os.PathLike) -> str | None:
+    """SHA-256 of a file's bytes (``None`` when it cannot be read)."""
+    try:
+        with open(path, "rb") as fh:
+            return hashlib.sha256(fh.read()).hexdigest()
+    except OSError:
+        return None
 
 
 def fit_record(res, table: pd.DataFrame, **meta: Any) -> dict:
@@ -114,6 +146,12 @@ class SavedFit:
         d = prepare(self.law, data, columns=columns, require_target=False)
         return np.asarray(self.law(self.params, *d.inputs))
 
+    def input_files(self) -> list[str]:
+        """The files the fit was made from (its data table, a swarm's two tables), which a
+        command reading the fit must not overwrite."""
+        r, sw = self.record, self.record.get("swarm") or {}
+        return [p for p in (r.get("data_path"), sw.get("ratios"), sw.get("metrics")) if p]
+
     def data(self) -> pd.DataFrame:
         """The table the fit was made on (bundled dataset, file or swarm), checked against its
         hash."""
@@ -136,8 +174,13 @@ class SavedFit:
                     normalise=bool(sw.get("normalise")),
                 ).frame
             if r.get("data_sha256") and table_hash(table) != r["data_sha256"]:
+                if sw.get("name"):
+                    raise ValueError(f"the bundled swarm {sw['name']} no longer matches the saved fit")
+                changed = [sw[k] for k in ("ratios", "metrics") if sw.get(f"{k}_sha256") != file_hash(sw[k])]
                 raise ValueError(
-                    f"the swarm {sw.get('name') or sw['ratios']} no longer matches the saved fit"
+                    f"{' and '.join(changed or [sw['ratios'], sw['metrics']])} "
+                    + ("changed" if changed else "(one of them) changed")
+                    + " since the fit: the swarm no longer matches the saved fit"
                 )
             return table
         if r.get("dataset"):

@@ -11,13 +11,15 @@ bootstrap is one batched call.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from jaxlaws.data import _column_error
+from jaxlaws import domains as _domains
+from jaxlaws.data import _as_float, _column_error
 
 __all__ = ["isoflop", "IsoflopResult"]
 
@@ -99,9 +101,12 @@ def isoflop(
     Args:
         data: runs with their compute budget, model size and loss.
         compute, N, loss: column names.
-        n_bootstrap: resamples (points drawn with replacement within each budget).
-        key: ``jax.random`` key for the bootstrap (default ``jax.random.key(0)``).
-        min_points: budgets with fewer runs are dropped.
+        n_bootstrap: resamples (points drawn with replacement within each budget), a
+            whole number, ``0`` for none.
+        key: ``jax.random`` key or whole-number seed for the bootstrap (default
+            ``jax.random.key(0)``).
+        min_points: budgets with fewer runs are dropped (at least 3: a parabola has three
+            coefficients).
         window: fit each parabola to the runs within this factor in ``N`` of the budget's
             lowest-loss run (``None``: all runs). A parabola is a local model of the
             profile's minimum; far from it isoFLOP curves are asymmetric and pull the
@@ -110,13 +115,42 @@ def isoflop(
     Returns:
         An :class:`IsoflopResult`.
 
+    Raises:
+        TypeError: ``data`` is not a table.
+        ValueError: a bad argument; a missing column, or a value of ``compute``, ``N`` or
+            ``loss`` that is not finite (``compute`` and ``N`` not positive), naming the
+            column, the row and the value; fewer than 2 budgets with ``min_points`` runs or
+            with a minimum; a power law that is not finite.
+
     References:
         Hoffmann et al. 2022, Section 3.2 (Approach 2); Porian et al. 2024, "Resolving
         Discrepancies in Compute-Optimal Scaling of Language Models".
     """
+    from jaxlaws.uncertainty import _as_key
+
+    if isinstance(data, Mapping):
+        data = pd.DataFrame(dict(data))
+    if not isinstance(data, pd.DataFrame):
+        raise TypeError(f"isoflop: data must be a pandas DataFrame, got {type(data).__name__}")
+    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, int | np.integer) or n_bootstrap < 0:
+        raise ValueError(f"n_bootstrap must be a whole number >= 0 (0: no bootstrap), got {n_bootstrap!r}")
+    if isinstance(min_points, bool) or not isinstance(min_points, int | np.integer) or min_points < 3:
+        raise ValueError(
+            f"min_points must be a whole number of at least 3 (a parabola has three coefficients), "
+            f"got {min_points!r}"
+        )
+    if window is not None and (
+        isinstance(window, bool) or not isinstance(window, int | float | np.number) or not window > 1
+    ):
+        raise ValueError(f"window must be a factor above 1 in N (or None: all runs), got {window!r}")
+    if n_bootstrap:
+        key = _as_key(0 if key is None else key)
     for col in (compute, N, loss):
         if col not in data.columns:
             raise _column_error(col, "isoflop", list(data.columns))
+    index = list(data.index)
+    for col, domain in ((compute, _domains.positive), (N, _domains.positive), (loss, _domains.real)):
+        domain.validate(_as_float(data[col].to_numpy(), col, index), [col], index)
     groups = []
     for _, g in data.groupby(compute):
         if window is not None:
@@ -139,19 +173,35 @@ def isoflop(
         mask[i, :k] = 1.0
     logC = np.log(np.array([float(g[compute].iloc[0]) for g in groups]))
     a, b, xs, ys, ok = jax.jit(_profile)(logC, x, y, np.ones_like(mask), mask)
+    xs, ok = np.asarray(xs), np.asarray(ok)
+    if ok.sum() < 2:
+        raise ValueError(
+            f"only {int(ok.sum())} of {G} budgets have a parabola opening upward (a minimum in N): "
+            "the power law needs at least 2 (more runs per budget, or a wider window)"
+        )
+    with np.errstate(over="ignore"):  # a vertex beyond any float N: reported below
+        N_opt, a, k = np.exp(xs), float(a), float(np.exp(b))
+    if not (np.isfinite(a) and np.isfinite(k)):
+        far = ", ".join(f"{c:.3g}" for c, v, o in zip(np.exp(logC), N_opt, ok) if o and not np.isfinite(v))
+        why = (
+            f"the vertices of budgets C = {far} lie beyond any float N (log N* up to "
+            f"{float(np.max(xs[ok])):.3g}): their profiles barely curve, the runs do not bracket a minimum"
+            if far
+            else "the vertices are degenerate"
+        )
+        raise ValueError(f"the power law N*(C) = k C^a is not finite (a={a:.4g}, k={k:.4g}): {why}")
     budgets = pd.DataFrame(
         {
             "C": np.exp(logC),
-            "N_opt": np.exp(np.asarray(xs)),
-            "D_opt": np.exp(logC) / (6.0 * np.exp(np.asarray(xs))),
+            "N_opt": N_opt,
+            "D_opt": np.exp(logC) / (6.0 * N_opt),
             "loss_opt": np.asarray(ys),
             "n_points": mask.sum(axis=1).astype(int),
-            "convex": np.asarray(ok),
+            "convex": ok,
         }
     )
     samples = np.zeros(0)
     if n_bootstrap:
-        key = jax.random.key(0) if key is None else key
         counts = mask.sum(axis=1).astype(int)
 
         def weights(k):
@@ -160,7 +210,7 @@ def isoflop(
             w = jax.vmap(lambda row: jnp.bincount(row, length=M))(idx).astype(jnp.float64)
             return w * mask
 
-        keys = jax.random.split(key, n_bootstrap)
+        keys = jax.random.split(key, int(n_bootstrap))
         W = jax.vmap(weights)(keys)
         samples = np.asarray(jax.jit(jax.vmap(lambda w: _profile(logC, x, y, w, mask)[0]))(W))
-    return IsoflopResult(budgets=budgets, a=float(a), k=float(np.exp(b)), a_samples=samples)
+    return IsoflopResult(budgets=budgets, a=a, k=k, a_samples=samples)

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 __all__ = [
@@ -26,29 +28,101 @@ def _figure(ncols=1, nrows=1, size=(6.0, 4.0)):
     return fig, axes
 
 
+def _law_and_params(law, params, where: str):
+    """The :class:`~jaxlaws.laws.Law` (from a name or a Law) and its parameters, checked: every
+    field a finite number inside its declared constraint. One-line errors naming the field."""
+    from jaxlaws.laws import Law, get
+
+    if not isinstance(law, str | Law):
+        raise TypeError(f"{where}: law must be a law's name or a jaxlaws Law, got {type(law).__name__}")
+    law = get(law)
+    if not isinstance(params, law.params | Mapping) and not hasattr(params, "_asdict"):
+        hint = " (pass its .params)" if hasattr(params, "params") and hasattr(params, "law") else ""
+        raise TypeError(
+            f"{where}: params must be the parameters of law {law.name!r} (a {law.params.__name__} or "
+            f"a mapping of {list(law.param_names)} to numbers), got {type(params).__name__}{hint}"
+        )
+    params = law.make_params(params)
+    for name, c, v in zip(law.param_names, law.constraints, params):
+        value = np.asarray(v, np.float64)
+        shown = value.tolist()
+        if not np.all(np.isfinite(value)):
+            raise ValueError(f"{where}: parameter {name} of law {law.name!r} is not finite: {shown!r}")
+        if not c.contains(value):
+            raise ValueError(
+                f"{where}: parameter {name} of law {law.name!r} is {shown!r}, outside its constraint {c!r}"
+            )
+    return law, params
+
+
+def _short(v) -> str:
+    """A parameter's value in 4 significant digits (a list for a vector)."""
+    v = np.asarray(v, np.float64)
+    return f"{float(v):.4g}" if v.ndim == 0 else "[" + ", ".join(f"{x:.4g}" for x in v.ravel()) + "]"
+
+
+def _check_predictions(law, params, pred, d, where: str, positive: bool):
+    """One line naming the first row where the law predicts a non-finite (or, for a log axis,
+    a non-positive) value, the inputs there and the parameters."""
+    rows = np.asarray(pred, np.float64).reshape(len(d), -1)
+    bad = ~np.isfinite(rows) | (rows <= 0 if positive else False)
+    if not bad.any():
+        return
+    i, j = (int(v) for v in np.argwhere(bad)[0])
+    at = ", ".join(
+        f"{n}={np.asarray(v)[i]:.4g}" for n, v in zip(law.inputs, d.inputs) if np.asarray(v).ndim == 1
+    )
+    ps = ", ".join(f"{k}={_short(v)}" for k, v in params._asdict().items())
+    need = "finite positive predictions for its log axis" if positive else "finite predictions"
+    raise ValueError(
+        f"{where}: law {law.name!r} with {ps} predicts {float(rows[i, j])!r} at row {d.index[i]!r}"
+        f"{f' ({at})' if at else ''}; {where} needs {need}"
+    )
+
+
 def plot_fit(law, params, data, *, x: str | None = None, columns=None, target: str | None = None):
     """The fitted law against the data (log-log), with log residuals below.
 
     Args:
-        law: the :class:`~jaxlaws.laws.Law`; params: its parameters.
-        data: the table fitted.
+        law: the :class:`~jaxlaws.laws.Law` or its name.
+        params: its parameters (its ``NamedTuple``, or a mapping of name to value), each
+            inside its declared constraint.
+        data: the table fitted (a positive target: the axes are logarithmic).
         x: the column on the horizontal axis (default: compute ``6 N D`` when the law has
             ``N`` and ``D``, else its first input).
         columns, target: the column mapping used in the fit.
 
     Returns:
         A ``matplotlib.figure.Figure`` with two axes: data and predictions; residuals.
-    """
-    from jaxlaws.data import prepare
 
-    d = prepare(law, data, columns=columns, target=target, positive_target=False)
+    Raises:
+        TypeError: ``law`` or ``params`` of the wrong kind.
+        ValueError: parameters of another law, missing, not finite or outside their
+            constraints; bad data (as for :func:`jaxlaws.fit`); predictions at the data that
+            are not finite and positive (a log axis cannot show them).
+    """
+    from jaxlaws import domains
+    from jaxlaws.data import _as_float, _column_error, prepare
+
+    law, params = _law_and_params(law, params, "plot_fit")
+    d = prepare(law, data, columns=columns, target=target)
     named = dict(zip(law.inputs, d.inputs))
     if x is None and "N" in named and "D" in named:
         xs, xlabel = 6.0 * named["N"] * named["D"], "compute 6ND (FLOPs)"
     else:
         col = x or law.inputs[0]
-        xs, xlabel = np.asarray(data[col], float) if col in data else named[col], col
+        if col in data:  # a column on a log axis: finite and positive
+            xs = _as_float(np.asarray(data[col]), col, d.index)
+            domains.positive.validate(xs, [col], d.index)
+        elif col in named:
+            xs = named[col]
+        else:
+            raise _column_error(
+                col, "x of plot_fit", list(data.columns if hasattr(data, "columns") else data)
+            )
+        xlabel = col
     pred = np.asarray(law(params, *d.inputs))
+    _check_predictions(law, params, pred, d, "plot_fit", positive=True)
     fig, axes = _figure(1, 2, size=(6.5, 6.0))
     ax, rax = axes[0, 0], axes[1, 0]
     ax.scatter(xs, d.y, s=12, label="data", color="C0")
@@ -101,30 +175,68 @@ def plot_isoflop(result, data, *, compute: str = "C", N: str = "N", loss: str = 
     return fig
 
 
-def plot_bootstrap(bs, derived: dict | None = None, bins: int = 40):
+def plot_bootstrap(bs, derived: Mapping | None = None, bins: int = 40):
     """Bootstrap distributions: one histogram per parameter (and per derived quantity), the
-    point estimate and the 95% interval marked.
+    point estimate and the interval marked (95% for parameters, a derived quantity's own).
 
     Args:
         bs: a :class:`~jaxlaws.BootstrapResult`.
-        derived: ``{name: Derived}`` from :meth:`~jaxlaws.BootstrapResult.derived`.
+        derived: ``{name: quantity}``, each quantity a function of one parameter set
+            (``lambda p: p.beta / (p.alpha + p.beta)``, computed with
+            :meth:`~jaxlaws.BootstrapResult.derived`) or a ``Derived`` it returned.
+        bins: histogram bins.
+
+    Returns:
+        A ``matplotlib.figure.Figure`` with one axis per parameter, then per derived quantity.
+
+    Raises:
+        TypeError: ``bs`` is not a ``BootstrapResult``, ``derived`` not a mapping, or one of
+            its values neither a function nor a ``Derived``.
+        ValueError: a derived name that is also a parameter's, or as for
+            :meth:`~jaxlaws.BootstrapResult.derived`.
     """
+    from jaxlaws.uncertainty import BootstrapResult, Derived
+
+    if not isinstance(bs, BootstrapResult):
+        raise TypeError(
+            f"plot_bootstrap: bs must be a BootstrapResult from jaxlaws.bootstrap, got {type(bs).__name__}"
+        )
+    if derived is not None and not isinstance(derived, Mapping):
+        raise TypeError(
+            "plot_bootstrap: derived must map names to functions of the parameters or Derived "
+            f"quantities, got {type(derived).__name__}"
+        )
     frame = bs.frame()
+    quantities: dict[str, Derived] = {}
+    for name, q in (derived or {}).items():
+        if name in frame:
+            raise ValueError(
+                f"plot_bootstrap: derived quantity {name!r} has the name of a parameter; give it another"
+            )
+        if isinstance(q, Derived):
+            quantities[name] = q
+        elif callable(q):
+            quantities[name] = bs.derived(q)
+        else:
+            raise TypeError(
+                f"plot_bootstrap: derived[{name!r}] must be a function of the parameters or a Derived "
+                f"from BootstrapResult.derived, got {type(q).__name__}"
+            )
     table = bs.table()
-    names = list(frame.columns) + list(derived or {})
+    names = list(frame.columns) + list(quantities)
     fig, axes = _figure(len(names), 1, size=(2.6 * len(names), 2.6))
     for ax, name in zip(axes[0], names):
         if name in frame:
             values, point = frame[name].to_numpy(), table.loc[name, "estimate"]
             lo, hi = table.loc[name, "lower"], table.loc[name, "upper"]
         else:
-            d = derived[name]
+            d = quantities[name]
             values, point = np.ravel(d.samples), float(np.ravel(d.point)[0])
             lo, hi = (float(np.ravel(v)[0]) for v in d.interval)
         ax.hist(values, bins=bins, color="C0", alpha=0.8)
         ax.axvline(point, color="k", lw=1.2)
         ax.axvspan(lo, hi, color="C1", alpha=0.2)
-        ax.set_title(name)
+        ax.set_title(str(name))
     return fig
 
 
@@ -174,12 +286,27 @@ def plot_pareto(decision, names=None):
     error of the gradient optimum beside the best top-k mixture.
 
     Args:
-        decision: a :class:`~jaxlaws.decide.MixtureDecision` over a sweep of budgets.
+        decision: a :class:`~jaxlaws.decide.MixtureDecision` over a sweep of budgets (from
+            :func:`~jaxlaws.decide.optimize_mixture`).
+        names: one label per pool (default ``pool 0``, ``pool 1``, ...).
+
+    Raises:
+        TypeError: ``decision`` is not a ``MixtureDecision``.
+        ValueError: ``names`` has not one label per pool.
     """
+    from jaxlaws.decide import MixtureDecision
+
+    if not isinstance(decision, MixtureDecision):
+        raise TypeError(
+            "plot_pareto: decision must be a MixtureDecision from jaxlaws.decide.optimize_mixture, "
+            f"got {type(decision).__name__}"
+        )
     n = np.asarray(decision.n, float)
     w = np.asarray(decision.weights, float)
     P = w.shape[-1]
     names = list(names) if names is not None else [f"pool {i}" for i in range(P)]
+    if len(names) != P:
+        raise ValueError(f"plot_pareto: names must give one label per pool ({P}), got {len(names)}")
     fig, axes = _figure(2, 1, size=(11.0, 4.2))
     ax, ex = axes[0, 0], axes[0, 1]
     ax.stackplot(n, w.T, labels=names, alpha=0.85)
@@ -210,7 +337,8 @@ def plot_mixture(
     about the curve).
 
     Args:
-        law, params: a fitted mixture law (an input on the simplex).
+        law, params: a fitted mixture law (an input on the simplex), or its name, and its
+            parameters (its ``NamedTuple`` or a mapping), each inside its constraint.
         data: the swarm (:class:`~jaxlaws.swarm.Swarm` or the table fitted).
         domain: the domain's column name or index (default: the first).
         columns, target: the fit's column mapping (a swarm supplies its own).
@@ -220,15 +348,22 @@ def plot_mixture(
 
     Returns:
         A ``matplotlib.figure.Figure``.
+
+    Raises:
+        TypeError: ``law`` or ``params`` of the wrong kind.
+        ValueError: parameters of another law, missing, not finite or outside their
+            constraints; bad data; predictions at the runs that are not finite.
     """
     from jaxlaws.data import prepare
 
+    law, params = _law_and_params(law, params, "plot_mixture")
     d = prepare(law, data, columns=columns, target=target, positive_target=False)
     mix = law.simplex_inputs
     if len(mix) != 1:
         raise ValueError(
             f"plot_mixture needs a law with one input on the simplex; {law.name!r} has {len(mix)}"
         )
+    _check_predictions(law, params, law(params, *d.inputs), d, "plot_mixture", positive=False)
     j_in = law.inputs.index(mix[0])
     r = np.asarray(d.inputs[j_in])
     names = d.columns[mix[0]] if isinstance(d.columns[mix[0]], list) else [f"d{i}" for i in range(r.shape[1])]
@@ -287,6 +422,10 @@ def plot_proposals(proposal, *, level: float = 0.9, kl_index: int = 0, max_domai
         kl_index: which KL strength of a path to draw.
         max_domains: draw the domains with the largest weights, at most this many.
 
+    Raises:
+        TypeError: ``proposal`` is not a ``MixtureProposal``.
+        ValueError: ``kl_index`` out of range.
+
     Returns:
         A ``matplotlib.figure.Figure``: a line per domain over the budgets (bars for one
         budget), and the implied epochs below when unique tokens were given.
@@ -294,7 +433,10 @@ def plot_proposals(proposal, *, level: float = 0.9, kl_index: int = 0, max_domai
     from jaxlaws.propose import MixtureProposal
 
     if not isinstance(proposal, MixtureProposal):
-        raise ValueError(f"plot_proposals needs a MixtureProposal, got {type(proposal).__name__}")
+        raise TypeError(
+            "plot_proposals: proposal must be a MixtureProposal from jaxlaws.propose_mixture, "
+            f"got {type(proposal).__name__}"
+        )
     if not 0 <= kl_index < len(proposal.kl):
         raise ValueError(
             f"kl_index {kl_index} is out of range: the proposal has {len(proposal.kl)} strengths"

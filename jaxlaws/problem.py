@@ -810,10 +810,12 @@ def setup(
     )
     n_free = layout.size
     n_obs = len(d) * d.n_outputs
-    if n_obs < n_free:
+    if n_obs <= n_free:
         raise ValueError(
-            f"{len(d)} rows cannot determine {n_free} free parameters {list(layout.labels)}: "
-            "give more rows or freeze parameters"
+            f"{len(d)} rows "
+            + (f"x {d.n_outputs} outputs " if d.n_outputs > 1 else "")
+            + f"cannot determine {n_free} free parameters {list(layout.labels)}: "
+            "a fit needs more points than parameters (give more rows or freeze parameters)"
         )
     y_flat = np.asarray(d.y).ravel()
     if y_flat.size > 1 and np.all(y_flat == y_flat[0]):
@@ -837,5 +839,39 @@ def setup(
             f"{d.columns['target']!r} has shape {want}"
             + ("" if len(want) == 1 else ": name one target column per output")
         )
+    if d.n_outputs > 1 and len(d) <= n_free:
+        _check_points_per_output(law, layout, d, frozen_values)
     ow = _output_weights(output_weights, d.n_outputs, d.columns["target"])
     return Problem(law, obj, layout, d, frozen_values, init, float(delta), ow)
+
+
+def _check_points_per_output(law: Law, layout: Layout, d: LawData, frozen_values) -> None:
+    """Refuse a multi-output fit where some output has no more rows than the parameters it
+    depends on (found from the law's Jacobian at a random point inside the constraints)."""
+    box = layout.box()
+    rng = np.random.default_rng(0)
+    n_law = layout.law_size
+    lo, hi = box.lo[:n_law], box.hi[:n_law]
+    u, z = rng.uniform(0.1, 0.9, n_law), rng.normal(0.0, 1.0, n_law)
+    with np.errstate(invalid="ignore"):
+        x = np.select(
+            [np.isfinite(lo) & np.isfinite(hi), np.isfinite(lo), np.isfinite(hi)],
+            [lo + u * (hi - lo), lo + u, hi - u],
+            z,
+        )
+    inputs = tuple(jnp.asarray(a) for a in d.inputs)
+
+    def predict(xl):
+        return law(law.params(*layout.unpack_law(xl, frozen_values)), *inputs).reshape(len(d), -1)
+
+    J = np.asarray(jax.jacfwd(predict)(jnp.asarray(x)))  # (rows, outputs, law coordinates)
+    per_output = (np.abs(J) > 0).any(axis=0).sum(axis=1) + len(layout.extra)
+    k = int(np.argmax(per_output))
+    if len(d) <= per_output[k]:
+        names = d.columns["target"]
+        name = names[k] if isinstance(names, list) else f"output {k}"
+        raise ValueError(
+            f"{len(d)} rows cannot determine the {int(per_output[k])} free parameters that output "
+            f"{name!r} depends on: a fit needs more points than parameters for each output (give "
+            "more rows or freeze parameters)"
+        )

@@ -412,8 +412,24 @@ class MixtureProposal:
 _BOUND_NAMES = {-1: "min", 1: "max", 2: "cap"}
 
 
-def _per_domain(value, k: int, name: str) -> np.ndarray:
-    arr = np.asarray(value, np.float64)
+def _per_domain(value, k: int, name: str, domains=()) -> np.ndarray:
+    """A number, one value per domain, or a mapping of every domain's name to its value."""
+    if isinstance(value, Mapping):
+        unknown = [d for d in value if d not in domains]
+        missing = [d for d in domains if d not in value]
+        if unknown or missing or len(domains) != k:
+            raise ValueError(
+                f"{name} as a mapping must give every domain of the mixture {list(domains)} a value: "
+                + (f"unknown {unknown}" if unknown else f"missing {missing}")
+            )
+        value = [value[d] for d in domains]
+    try:
+        arr = np.asarray(value, np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"{name} must be a number, one number per domain ({k}) or a mapping of domain to number, "
+            f"got {type(value).__name__} {value!r:.60}"
+        ) from None
     if arr.ndim == 0:
         arr = np.full(k, float(arr))
     if arr.shape != (k,):
@@ -586,6 +602,11 @@ def propose_mixture(
     B = budgets_arr.size
 
     # the mixture's width and the names
+    dims = law.dims_of(point)
+    if mix in dims and isinstance(domains, list | tuple) and len(domains) != dims[mix]:
+        raise ValueError(
+            f"the parameters mix {dims[mix]} domains; the fit names {len(domains)}: {list(domains)}"
+        )
     k = int(np.asarray(_width(law, point, mix, domains)))
     domains = (
         tuple(str(d) for d in domains)
@@ -611,8 +632,8 @@ def propose_mixture(
         fixed.append(v)
     fixed = np.stack(fixed, axis=1) if fixed else np.zeros((B, 0))
 
-    lo = _per_domain(min_weight, k, "min_weight")
-    hi = _per_domain(max_weight, k, "max_weight")
+    lo = _per_domain(min_weight, k, "min_weight", domains)
+    hi = _per_domain(max_weight, k, "max_weight", domains)
     if np.any(lo < 0) or np.any(hi > 1) or np.any(lo > hi):
         j = int(np.argmax((lo < 0) | (hi > 1) | (lo > hi)))
         raise ValueError(
@@ -621,20 +642,25 @@ def propose_mixture(
         )
     unique = np.ones(k)
     if unique_tokens is not None:
-        unique = _per_domain(unique_tokens, k, "unique_tokens")
+        unique = _per_domain(unique_tokens, k, "unique_tokens", domains)
         if np.any(unique <= 0):
             j = int(np.argmax(unique <= 0))
             raise ValueError(f"unique_tokens of domain {domains[j]!r} is {unique[j]:g}: it must be positive")
     elif repetition is not None:
         raise ValueError(f"repetition={repetition!r} needs unique_tokens (one count per domain)")
-    if max_epochs is not None and not (np.isfinite(max_epochs) and max_epochs > 0):
-        raise ValueError(f"max_epochs must be finite and positive, got {max_epochs!r}")
+    for name, value in (("max_epochs", max_epochs), ("r_star", r_star)):
+        if value is None and name == "max_epochs":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+            raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r:.60}")
+        if not (np.isfinite(value) and value > 0):
+            raise ValueError(f"{name} must be finite and positive, got {value!r}")
 
     kl_arr = np.atleast_1d(np.asarray(kl, np.float64))
     if kl_arr.ndim != 1 or not np.all(np.isfinite(kl_arr)) or np.any(kl_arr < 0):
         raise ValueError(f"kl must be a non-negative number or a list of them, got {kl!r}")
     L = kl_arr.size
-    prior_arr = np.full(k, 1.0 / k) if prior is None else _per_domain(prior, k, "prior")
+    prior_arr = np.full(k, 1.0 / k) if prior is None else _per_domain(prior, k, "prior", domains)
     if np.any(prior_arr <= 0) or abs(prior_arr.sum() - 1.0) > 1e-9:
         raise ValueError(f"prior must be positive proportions summing to 1, got {prior_arr.tolist()}")
 
@@ -662,10 +688,16 @@ def propose_mixture(
     lo_cap = np.minimum(np.maximum(lo, WEIGHT_FLOOR), hi_cap)  # (B, k)
     lo_free = np.broadcast_to(np.minimum(np.maximum(lo, WEIGHT_FLOOR), hi), (B, k))
     m = _n_outputs(law, point, mix, k)
-    omega = np.full(m, 1.0 / m) if metric_weights is None else np.asarray(metric_weights, np.float64)
-    if omega.shape != (m,) or not np.all(np.isfinite(omega)):
+    try:
+        omega = np.full(m, 1.0 / m) if metric_weights is None else np.asarray(metric_weights, np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"metric_weights must be {m} number(s), one per predicted metric, got {metric_weights!r:.60}"
+        ) from None
+    if omega.shape != (m,) or not np.all(np.isfinite(omega)) or not np.any(omega != 0):
         raise ValueError(
-            f"metric_weights must be {m} finite number(s), one per predicted metric, got {metric_weights!r}"
+            f"metric_weights must be {m} finite number(s), one per predicted metric, not all zero, "
+            f"got {metric_weights!r}"
         )
     outputs = (
         tuple(str(o) for o in outputs)
@@ -734,7 +766,7 @@ def propose_mixture(
         at_floor = (w <= 2 * WEIGHT_FLOOR) & (lo <= 0)
         freed = np.where(at_floor, w, 0.0).sum(axis=-1, keepdims=True)
         w = np.where(at_floor, 0.0, w)
-        room = np.broadcast_to(upper, w.shape) - w
+        room = np.where(at_floor, -np.inf, np.broadcast_to(upper, w.shape) - w)  # not back to a 0
         j = np.argmax(room, axis=-1)[..., None]
         np.put_along_axis(w, j, np.take_along_axis(w, j, axis=-1) + freed, axis=-1)
         return w

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["Swarm", "read", "load", "SUM_ATOL", "RENORMALISE_ATOL", "ID_COLUMNS"]
+__all__ = ["Swarm", "read", "load", "SUM_ATOL", "RENORMALISE_ATOL", "ID_COLUMNS", "BOOKKEEPING_WORDS"]
 
 #: How far a run's proportions may sum from one as read.
 SUM_ATOL = 1e-6
@@ -34,6 +34,10 @@ SUM_ATOL = 1e-6
 RENORMALISE_ATOL = 1e-2
 #: Names recognised as the run id when the two tables share several columns.
 ID_COLUMNS = ("run", "run_id", "run_name", "id", "index", "name")
+#: Words of a column name (split at ``_``, ``-``, ``/``, ``.``, ``:`` and spaces) that mark
+#: bookkeeping, not a metric or a proportion (``tokens``, ``train_steps``, ``seed``): left
+#: out of the default columns, each with a warning.
+BOOKKEEPING_WORDS = ("tokens", "token", "steps", "step", "seed", "seeds", "flops")
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -103,6 +107,11 @@ class Swarm:
 def _read(table, what: str) -> tuple[pd.DataFrame, str]:
     if isinstance(table, pd.DataFrame):
         return table.copy(), what
+    if not isinstance(table, str | os.PathLike):
+        raise TypeError(
+            f"{what} must be a CSV or Parquet path or a pandas DataFrame, got {type(table).__name__} "
+            f"{_show(table)}"
+        )
     path = os.fspath(table)
     if os.path.isdir(path):
         raise ValueError(f"{what} {path} is a directory, not a CSV file")
@@ -123,7 +132,12 @@ def _read(table, what: str) -> tuple[pd.DataFrame, str]:
 
 def _pick(spec, available: list[str], role: str, where: str) -> list[str]:
     """Columns named by a list, a name or a glob, in table order."""
-    names = [spec] if isinstance(spec, str) else list(spec)
+    names = [spec] if isinstance(spec, str) else spec
+    if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
+        raise TypeError(
+            f"the {role} must be a column name, a glob or a list of names, got {type(spec).__name__} "
+            f"{_show(spec)}"
+        )
     out = []
     for name in names:
         hits = (
@@ -153,7 +167,7 @@ def _numeric(frame: pd.DataFrame, cols: list[str], where: str, on: str | None) -
         if bad.any():
             i = int(np.argmax(bad.to_numpy()))
             raise ValueError(
-                f"{where}: column {c!r}, {_run(frame, i, on)}: {frame[c].iloc[i]!r} is not a number"
+                f"{where}: column {c!r}, {_run(frame, i, on)}: {_show(frame[c].iloc[i])} is not a number"
             )
         miss = v.isna()
         if miss.any():
@@ -164,8 +178,20 @@ def _numeric(frame: pd.DataFrame, cols: list[str], where: str, on: str | None) -
     return pd.concat([rest, pd.DataFrame(converted, index=frame.index)], axis=1)[list(frame.columns)]
 
 
+def _show(value, width: int = 60) -> str:
+    """``repr`` of a value as a user wrote it (``0.5``, not ``np.float64(0.5)``), cut short."""
+    text = " ".join(repr(value.item() if isinstance(value, np.generic) else value).split())
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 def _run(frame: pd.DataFrame, i: int, on: str | None) -> str:
-    return f"run {frame[on].iloc[i]!r}" if on else f"row {i + 2}"  # + header, 1-based
+    return f"run {_show(frame[on].iloc[i])}" if on else f"row {i + 2}"  # + header, 1-based
+
+
+def _bookkeeping(column: str) -> bool:
+    import re
+
+    return any(w in BOOKKEEPING_WORDS for w in re.split(r"[_\-/.:\s]+", column.strip().lower()))
 
 
 def _join_column(r: pd.DataFrame, m: pd.DataFrame, on, rp: str, mp: str) -> str:
@@ -208,10 +234,11 @@ def read(
         on: the run-id column (default: the one column the two tables share, or one named
             as in :data:`ID_COLUMNS`).
         domains: the proportions' columns (names or a glob; default: every numeric column of
-            ``ratios`` but the id columns: ``on``, the names of :data:`ID_COLUMNS` and a
-            written pandas index).
+            ``ratios`` but the id columns (``on``, the names of :data:`ID_COLUMNS` and a
+            written pandas index) and bookkeeping).
         metric_columns: the metrics' columns (names or a glob; default: every numeric column
-            of ``metrics`` but the id columns).
+            of ``metrics`` but the id columns and bookkeeping such as ``tokens``, ``steps``
+            or ``seed`` (:data:`BOOKKEEPING_WORDS`), each left out with a warning).
         normalise: rescale rows whose proportions sum within :data:`RENORMALISE_ATOL` of one
             (proportions printed rounded); off by default, so that a wrong column is an error.
 
@@ -258,24 +285,34 @@ def read(
     _unique_ids(r, key, rp)
     _unique_ids(m, key, mp)
 
-    def default(frame, where):
+    def default(frame, where, role):
         others = [c for c in frame.columns if c != key and not _is_id(c)]
         # a column of numbers, or of numbers with a typo in it (so the typo is an error, not a
         # column silently left out); a column of names has no number in it
         numeric = [c for c in others if pd.to_numeric(frame[c], errors="coerce").notna().any()]
-        if not numeric:
-            raise ValueError(f"{where} has no numeric column besides the run id {key!r}")
-        return numeric
+        kept = [c for c in numeric if not _bookkeeping(c)]
+        if not kept:
+            raise ValueError(f"{where} has no numeric column besides the run id {key!r} and bookkeeping")
+        for c in numeric:
+            if c not in kept:
+                warnings.warn(
+                    f"{where}: column {c!r} is bookkeeping (tokens, steps, seeds), not one of the "
+                    f"{role}: left out (name it in {'metric_columns' if role == 'metrics' else 'domains'}= "
+                    "to keep it)",
+                    UserWarning,
+                    stacklevel=3,
+                )
+        return kept
 
     dom = (
         _pick(domains, [c for c in r.columns if c != key], "domains", rp)
         if domains is not None
-        else default(r, rp)
+        else default(r, rp, "domains")
     )
     met = (
         _pick(metric_columns, [c for c in m.columns if c != key], "metrics", mp)
         if metric_columns is not None
-        else default(m, mp)
+        else default(m, mp, "metrics")
     )
     clash = sorted(set(dom) & set(met))
     if clash:
@@ -284,6 +321,8 @@ def read(
     m = _numeric(m, met, mp, key)
     rid = r[key].astype(str)
     mid = m[key].astype(str)
+    if not rid.isin(set(mid)).any():
+        raise ValueError(_no_common_id(r[key], m[key], key, rp, mp))
     only_r = r[~rid.isin(set(mid))][key].tolist()
     only_m = m[~mid.isin(set(rid))][key].tolist()
     for ids, here, there in ((only_r, rp, mp), (only_m, mp, rp)):
@@ -298,9 +337,23 @@ def read(
     left = r[[key] + dom + [c for c in r.columns if c not in dom and c != key]].assign(_key=rid)
     right = m[met + [c for c in m.columns if c not in met and c not in r.columns]].assign(_key=mid)
     joined = left.merge(right, on="_key", how="inner", sort=False).drop(columns=["_key"])
-    if joined.empty:
-        raise ValueError(f"{rp} and {mp} have no run id {key!r} in common")
     return _checked(joined.reset_index(drop=True), dom, met, key, f"{rp} + {mp}", normalise)
+
+
+def _no_common_id(a: pd.Series, b: pd.Series, key: str, ap: str, bp: str) -> str:
+    """Why two tables share no run id, with a few of each side's ids as written."""
+
+    def few(ids):
+        return ", ".join(_show(v) for v in ids.iloc[:3]) + (", ..." if len(ids) > 3 else "")
+
+    hint = ""
+    if set(a.astype(str).str.strip()) & set(b.astype(str).str.strip()):
+        hint = ": they differ only in spaces around them"
+    else:
+        na, nb = pd.to_numeric(a, errors="coerce"), pd.to_numeric(b, errors="coerce")
+        if na.notna().all() and nb.notna().all() and set(na) & set(nb):
+            hint = ": they are the same numbers written differently (make the run ids text in both)"
+    return f"{ap} and {bp} have no run id {key!r} in common ({ap}: {few(a)}; {bp}: {few(b)}){hint}"
 
 
 def _is_id(column: str) -> bool:
@@ -316,7 +369,9 @@ def _unique_ids(frame: pd.DataFrame, key: str, where: str) -> None:
     dup = ids.astype(str).duplicated(keep=False)
     if dup.any():
         rows = (np.flatnonzero(dup.to_numpy())[:2] + 2).tolist()
-        raise ValueError(f"{where}: run id {ids[dup].iloc[0]!r} appears twice (rows {rows[0]} and {rows[1]})")
+        raise ValueError(
+            f"{where}: run id {_show(ids[dup].iloc[0])} appears twice (rows {rows[0]} and {rows[1]})"
+        )
 
 
 def _checked(frame, dom, met, on, where, normalise) -> Swarm:

@@ -142,15 +142,32 @@ class BootstrapResult:
     def derived(self, fn: Callable[[NamedTuple], Any], level: float = 0.95) -> Derived:
         """A quantity derived from the parameters, with its bootstrap distribution.
 
-        ``fn(params)`` is a JAX function of one parameter set (e.g. the optimal-N exponent
-        ``lambda p: p.beta / (p.alpha + p.beta)``); it is vmapped over the resamples.
+        ``fn(params)`` is a function of one parameter set returning a number or an array of
+        numbers (e.g. the optimal-N exponent ``lambda p: p.beta / (p.alpha + p.beta)``).
+        Written with ``jax.numpy`` it is vmapped over the resamples; a function JAX cannot
+        trace (NumPy, ``math``, Python branches on the values) is called once per resample
+        on NumPy values instead.
+
+        Raises:
+            TypeError: ``fn`` is not callable, or returns something other than numbers.
+            ValueError: fewer than two resamples converged, ``level`` not in (0, 1), or the
+                quantity is not finite at the point estimate or on some resample.
         """
+        if not callable(fn):
+            raise TypeError(f"derived: fn must be a function of one parameter set, got {type(fn).__name__}")
         self._enough()
         if not 0 < level < 1:
             raise ValueError(f"level must be between 0 and 1, got {level!r}")
-        point = np.asarray(fn(self.point.params))
-        keep = jax.tree_util.tree_map(lambda v: jnp.asarray(np.asarray(v)[self.ok]), self.samples)
-        values = np.asarray(jax.vmap(fn)(keep))
+        with np.errstate(all="ignore"):  # NumPy in fn: a non-finite value is reported below
+            point = _numbers(fn(self.point.params))
+        ok = np.flatnonzero(self.ok)
+        host = [np.asarray(v) for v in self.samples]
+        keep = self.law.params(*(jnp.asarray(v[ok]) for v in host))
+        try:
+            values = np.asarray(jax.vmap(lambda p: jnp.asarray(fn(p), jnp.float64))(keep))
+        except _UNTRACEABLE:  # NumPy or Python on the values: one call per resample
+            with np.errstate(all="ignore"):
+                values = np.stack([_numbers(fn(self.law.params(*(v[i] for v in host)))) for i in ok])
         if not (np.all(np.isfinite(point)) and np.all(np.isfinite(values))):
             raise ValueError(
                 "the derived quantity is not finite at the point estimate or on "
@@ -172,6 +189,30 @@ class BootstrapResult:
 
     def __repr__(self) -> str:
         return f"BootstrapResult({self.summary()})"
+
+
+#: What JAX raises when a function turns a traced value into a concrete one (NumPy, ``math``,
+#: ``float()``, ``if`` on a value): :meth:`BootstrapResult.derived` then calls it per resample.
+_UNTRACEABLE = (
+    jax.errors.TracerArrayConversionError,
+    jax.errors.ConcretizationTypeError,
+    jax.errors.TracerIntegerConversionError,
+    jax.errors.NonConcreteBooleanIndexError,
+)
+
+
+def _numbers(out) -> np.ndarray:
+    """``out`` as a float64 array, or a one-line ``TypeError`` naming what it is instead."""
+    try:
+        arr = np.asarray(out)
+    except (TypeError, ValueError):  # ragged lists, objects NumPy cannot convert
+        arr = None
+    if arr is None or arr.dtype.kind not in "biuf":
+        what = type(out).__name__
+        if isinstance(out, np.ndarray):
+            what += f" of dtype {out.dtype}"
+        raise TypeError(f"derived: fn must return a number or an array of numbers, got {what}")
+    return arr.astype(np.float64)
 
 
 @dataclasses.dataclass(frozen=True)

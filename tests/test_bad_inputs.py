@@ -77,6 +77,10 @@ def files(tmp_path):
     nanfit["params"]["E"] = float("nan")
     f["nanfit"] = str(tmp_path / "nanfit.json")
     (tmp_path / "nanfit.json").write_text(json.dumps(nanfit))
+    f["fit_data"] = str(tmp_path / "fit_data.json")
+    (tmp_path / "fit_data.json").write_text(json.dumps({**chin, "data_path": f["runs"]}))
+    f["five"] = str(tmp_path / "five.csv")
+    GOOD.head(5).to_csv(f["five"], index=False)
     f["jsonlines"] = str(tmp_path / "results.jsonl")
     (tmp_path / "results.jsonl").write_text(json.dumps(chin) + "\n" + json.dumps(chin) + "\n")
     f["pretty"] = str(tmp_path / "pretty.json")
@@ -199,8 +203,9 @@ CLI_CASES = [
     ("mix names empty", MIX + ["--names", "a,,b,c"], "distinct, non-empty names"),
     ("columns key twice", FIT + ["--columns", "N=N,N=D"], "--columns names 'N' twice"),
     ("columns empty name", FIT + ["--columns", "N="], "--columns N=: empty column name"),
-    ("group-by empty", GROUPS[:6] + [""] + GROUPS[7:], "--group-by: empty column name"),
-    ("target empty", FIT + ["--target", ""], "--target: empty column name"),
+    ("group-by empty", GROUPS[:6] + [""] + GROUPS[7:], "--group-by is empty"),
+    ("target empty", FIT + ["--target", ""], "--target is empty"),
+    ("init empty", FIT + ["--init", " "], "--init is empty"),
     ("output empty", FIT[:-1] + [""], "--output is empty"),
     ("subset with data", FIT + ["--subset", "standard"], "--subset selects rows of a bundled --dataset"),
     ("chunk without group-by", FIT + ["--chunk", "8"], "--chunk sets groups per batched call"),
@@ -259,6 +264,18 @@ CLI_CASES = [
         "--process-id must be in 0..1",
     ),
     ("plot JSON lines", ["plot", "{jsonlines}"], "holds 2 JSON records"),
+    (
+        "allocate output is the fit's data",
+        ["allocate", "{fit_data}", "--compute", "1e21", "--output", "{runs}"],
+        "--output {runs} is a file this command reads",
+    ),
+    ("plot output is the fit's data", ["plot", "{fit_data}", "--output", "{runs}"], "is a file this command"),
+    ("output where nothing can be written", FIT[:-1] + ["/proc/x.json"], "cannot write in /proc"),
+    (
+        "as many rows as parameters",
+        ["fit", "--data", "{five}", "--law", "chinchilla"],
+        "5 rows cannot determine 5",
+    ),
     (
         "saved fit with NaN",
         ["allocate", "{nanfit}", "--compute", "1e21"],
@@ -422,12 +439,122 @@ API_CASES = [
 ]
 
 
+MIX_EXP = jaxlaws.laws.MixingExpParams(
+    c=np.array([1.5, 2.0]), t=np.array([[-2.0, -0.5, 0.3], [0.2, -1.5, -0.6]])
+)
+
+
+def _propose(**kw):
+    return jaxlaws.propose_mixture("mixing_exp", MIX_EXP, **kw)
+
+
+def _shared_exponent_law():
+    """Four outputs sharing an exponent and a floor: 3 parameters per output, 6 in all."""
+    from typing import NamedTuple
+
+    class P(NamedTuple):
+        a: float
+        p: float
+        q: float
+
+    C = jaxlaws.constraints
+    return jaxlaws.Law(
+        name="shared",
+        fn=lambda prm, N: prm.q + prm.a * N[:, None] ** -prm.p,
+        params=P,
+        inputs=("N",),
+        target="y",
+        shapes={"a": ("outputs",)},
+        constraints=P(a=C.positive, p=C.positive, q=C.positive),
+    )
+
+
+def _shared_table(rows):
+    N = np.geomspace(1e6, 1e9, rows)
+    y = 1.0 + np.array([1.0, 2.0, 3.0, 4.0]) * N[:, None] ** -0.3
+    return {"N": N, **{f"y{j}": y[:, j] for j in range(4)}}
+
+
+API_CASES += [
+    ("fit as many rows as parameters", lambda f: jaxlaws.fit("chinchilla", GOOD.head(5)), "5 rows cannot"),
+    (
+        "fit an output with as many rows as its parameters",
+        lambda f: jaxlaws.fit(_shared_exponent_law(), _shared_table(3), target=["y0", "y1", "y2", "y3"]),
+        "3 rows cannot determine the 3 free parameters that output 'y0' depends on",
+    ),
+    (
+        "propose a mapping missing domains",
+        lambda f: _propose(unique_tokens={"d0": 1e8}, budgets=[1e9], max_epochs=4),
+        "unique_tokens as a mapping must give every domain of the mixture ['d0', 'd1', 'd2'] a value: "
+        "missing ['d1', 'd2']",
+    ),
+    ("propose r_star zero", lambda f: _propose(r_star=0), "r_star must be finite and positive, got 0"),
+    ("propose r_star negative", lambda f: _propose(r_star=-1.0), "r_star must be finite and positive"),
+    ("propose metric weights zero", lambda f: _propose(metric_weights=[0, 0]), "not all zero"),
+    (
+        "propose parameters of two shapes",
+        lambda f: jaxlaws.propose_mixture("mixing_exp", MIX_EXP._replace(t=MIX_EXP.t[:1])),
+        "parameters 'c' and 't' of 'mixing_exp' disagree on 'outputs': 2 against 1",
+    ),
+]
+
+# (case, a call, the exception type, a fragment of the message): a wrong type of argument
+TYPE_CASES = [
+    ("propose min_weight text", lambda: _propose(min_weight="abc"), "min_weight must be a number"),
+    (
+        "propose max_epochs text",
+        lambda: _propose(unique_tokens=1e9, budgets=[1e9], max_epochs="4"),
+        "max_epochs",
+    ),
+    ("propose metric weights text", lambda: _propose(metric_weights="ab"), "metric_weights must be 2"),
+    ("swarm from numbers", lambda: jaxlaws.swarm.read(123, 456), "ratios must be a CSV or Parquet path"),
+    ("swarm metrics a number", lambda: jaxlaws.swarm.load("olmix-dclm", metrics=5), "got int 5"),
+]
+
+
 @pytest.mark.parametrize("call, message", [c[1:] for c in API_CASES], ids=[c[0] for c in API_CASES])
 def test_a_bad_call_is_one_value_error_line(call, message, files):
     with pytest.raises(ValueError) as info:
         call(files)
     text = str(info.value)
     assert message in text and "\n" not in text, text
+
+
+@pytest.mark.parametrize("call, message", [c[1:] for c in TYPE_CASES], ids=[c[0] for c in TYPE_CASES])
+def test_an_argument_of_the_wrong_type_is_one_type_error_line(call, message):
+    with pytest.raises(TypeError) as info:
+        call()
+    text = str(info.value)
+    assert message in text and "\n" not in text, text
+
+
+def test_group_labels_na_and_none_are_labels(tmp_path, capsys):
+    table = GOOD.assign(g=np.where(GOOD.g == 0, "NA", "None")).astype({"g": object})
+    table.loc[[3], "g"] = ""
+    csv = tmp_path / "runs.csv"
+    table.to_csv(csv, index=False)
+    out = tmp_path / "fits.jsonl"
+    argv = ["fit", "--data", str(csv), "--law", "chinchilla", "--group-by", "g", "--output", str(out)]
+    assert main(argv + ["--starts", "8"]) == 0
+    err = capsys.readouterr().err
+    assert "1 row(s) with an empty group label (column 'g', first row 5)" in err
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(r["group"] for r in records) == ["NA", "None"]
+
+
+def test_a_closed_pipe_ends_the_command_quietly(files):
+    """``jaxlaws allocate ... | head -1``: the reader goes away after one line."""
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-m", "jaxlaws", "allocate", files["fit"], "--compute", "1e20:1e25:20000"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait() == 0, err
+    assert first.split()[:3] == [b"C", b"N", b"D"] and err == "", err
 
 
 def test_rows_with_an_empty_group_label_are_counted_and_left_out(tmp_path, capsys):

@@ -266,6 +266,9 @@ def test_a_users_mixing_law_with_five_outputs_fits_from_the_command_line(tmp_pat
         ("nofile.py:MIXING", "no such file for the law 'nofile.py:MIXING'"),
         ("{laws}:NOPE", "has no 'NOPE'; the laws in it: ['MIXING']"),
         ("{laws}:MixingParams", "is a type, not a jaxlaws.Law"),
+        ("{dir}:MIXING", "is a directory: give the Python file that defines the law"),
+        ("{csv}:MIXING", "is not a Python file: a user's law is FILE.py:NAME"),
+        ("nomodule:MIXING", "No module named 'nomodule' (a user's law is FILE.py:NAME or module:NAME)"),
     ],
 )
 def test_a_users_law_that_cannot_be_loaded_is_one_line(tmp_path, capsys, law, message):
@@ -275,7 +278,7 @@ def test_a_users_law_that_cannot_be_loaded_is_one_line(tmp_path, capsys, law, me
         "--data",
         str(csv),
         "--law",
-        law.format(laws=laws_py),
+        law.format(laws=laws_py, dir=tmp_path, csv=csv),
         "--columns",
         "r=r_*",
         "--target",

@@ -272,3 +272,13 @@ def test_a_users_mixture_law_proposes_as_the_built_in_one():
     ours = jaxlaws.propose_mixture(MIXING_EXP, params, **kw)
     np.testing.assert_allclose(mine.objective, ours.objective, rtol=1e-13)
     np.testing.assert_allclose(mine.weights, ours.weights, atol=1e-9)
+
+
+def test_a_weight_at_the_floor_is_reported_as_zero():
+    """The floor keeps gradients finite; the proposal reports such a weight as exactly 0
+    (its mass given to another domain, the weights summing to one)."""
+    params = MixingExpParams(c=np.array([1.5, 2.0]), t=np.array([[-2.0, -0.5, 0.3], [0.2, -1.5, -0.6]]))
+    prop = jaxlaws.propose_mixture(MIXING_EXP, params)
+    w = prop.weights[0, 0]
+    assert w[2] == 0.0 and w.sum() == pytest.approx(1.0, abs=1e-15) and 0.2 < w[0] < 0.4
+    assert prop.frame()["w_d2"].iloc[0] == 0.0 and prop.frame()["bound"].iloc[0] == "d2:min"

@@ -103,6 +103,53 @@ def test_bad_swarms_are_one_line_naming_column_run_and_value():
     assert "no column 'wbe' for the domains (did you mean 'web'?)" in _err(
         ratios, metrics, domains=["wbe", "code"]
     )
+    spaced = metrics.assign(run=metrics["run"] + " ")
+    msg = _err(ratios, spaced)
+    assert "no run id 'run' in common (" in msg and "'run017 '" in msg and "differ only in spaces" in msg
+    as_numbers = ratios.assign(run=np.arange(30)), metrics.assign(run=metrics.index.astype(float))
+    msg = _err(*as_numbers)
+    assert "metrics: 0.0, 1.0, 2.0, ...)" in msg and "np.float64" not in msg
+    assert "the same numbers written differently" in msg
+
+
+def test_bookkeeping_columns_are_not_metrics_unless_named():
+    ratios, metrics = _tables()
+    metrics["tokens"] = np.linspace(1e9, 2e9, len(metrics))
+    metrics["train_steps"] = 1000
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sw = jaxlaws.swarm.read(ratios, metrics)
+    assert sw.metrics == ("bpb_a", "bpb_b")
+    said = [str(w.message) for w in caught]
+    assert len(said) == 2 and "column 'tokens' is bookkeeping" in said[0] and "'train_steps'" in said[1]
+    assert jaxlaws.swarm.read(ratios, metrics, metric_columns=["bpb_a", "tokens"]).metrics == (
+        "bpb_a",
+        "tokens",
+    )
+
+
+def test_one_target_column_of_a_law_with_one_output_per_column(tmp_path, capsys, swarm_files):
+    rp, mp = swarm_files
+    out = tmp_path / "a.json"
+    argv = ["fit", "--law", "mixing_exp", "--ratios", str(rp), "--metrics", str(mp), "--target", "bpb_a"]
+    assert main([*argv, "--starts", "8", "--output", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert record["columns"]["target"] == ["bpb_a"] and np.shape(record["params"]["t"]) == (1, 3)
+    capsys.readouterr()
+
+
+def test_a_changed_swarm_file_is_named(tmp_path, capsys, swarm_files):
+    rp, mp = swarm_files
+    out = tmp_path / "mix.json"
+    argv = ["fit", "--law", "mixing_exp", "--ratios", str(rp), "--metrics", str(mp), "--starts", "8"]
+    assert main([*argv, "--output", str(out)]) == 0
+    metrics = pd.read_csv(mp)
+    metrics.loc[0, "bpb_a"] *= 1.01
+    metrics.to_csv(mp, index=False)
+    capsys.readouterr()
+    assert main(["plot", str(out), "--output", str(tmp_path / "p.png")]) == 2
+    err = capsys.readouterr().err
+    assert f"{mp} changed since the fit" in err and str(rp) not in err, err
 
 
 def test_an_unknown_bundled_swarm_is_named():
@@ -189,6 +236,11 @@ def test_cli_swarm_mistakes_are_one_line(capsys, swarm_files, extra, message):
         (["--kl", "-1"], "kl must be a non-negative number"),
         (["--at", "N"], "--at expects INPUT=VALUE pairs"),
         (["--bootstrap", "1"], "--bootstrap needs at least 2"),
+        (["--unique", "web=1e8,web=1e11,*=1e9", "--budgets", "1e9"], "--unique gives 'web' twice"),
+        (["--budgets", ""], "--budgets is empty"),
+        (["--metric-weights", "0,0"], "not all zero"),
+        (["--output", "{ratios}"], "is a file this command reads"),
+        (["--plot", "{metrics}"], "is a file this command reads"),
     ],
 )
 def test_cli_propose_mistakes_are_one_line(tmp_path, capsys, swarm_files, extra, message):
@@ -199,6 +251,7 @@ def test_cli_propose_mistakes_are_one_line(tmp_path, capsys, swarm_files, extra,
         == 0
     )
     capsys.readouterr()
+    extra = [e.replace("{ratios}", str(rp)).replace("{metrics}", str(mp)) for e in extra]
     code = main(["propose", str(out), *extra])
     err = capsys.readouterr().err
     assert code == 2

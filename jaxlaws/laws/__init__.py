@@ -96,6 +96,16 @@ def _load_user_law(spec: str) -> Law:
     if not where or not attr:
         raise ValueError(f"a user's law is FILE.py:NAME or module:NAME, got {spec!r}")
     try:
+        if os.path.isdir(where):
+            raise ValueError(
+                f"{where!r} in the law {spec!r} is a directory: give the Python file that defines "
+                f"the law, as DIR/FILE.py:{attr}"
+            )
+        if os.path.isfile(where) and not where.endswith(".py"):
+            raise ValueError(
+                f"{where!r} in the law {spec!r} is not a Python file: a user's law is FILE.py:NAME "
+                "(a file ending in .py) or module:NAME"
+            )
         if where.endswith(".py") or os.sep in where:
             path = os.path.abspath(where)
             if not os.path.isfile(path):
@@ -113,8 +123,9 @@ def _load_user_law(spec: str) -> Law:
         raise
     except Exception as err:  # the user's file: any error it raises on import
         msg = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        hint = " (a user's law is FILE.py:NAME or module:NAME)" if isinstance(err, ImportError) else ""
         raise ValueError(
-            f"could not import {where!r} for the law {spec!r}: {type(err).__name__}: {msg}"
+            f"could not import {where!r} for the law {spec!r}: {type(err).__name__}: {msg}{hint}"
         ) from None
     if not hasattr(module, attr):
         laws = sorted(k for k, v in vars(module).items() if isinstance(v, Law))

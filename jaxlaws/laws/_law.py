@@ -163,6 +163,27 @@ class Law:
             out[k] = jnp.asarray(arr, dtype=jnp.float64)
         return self.params(**out)
 
+    def dims_of(self, params: NamedTuple) -> dict[str, int]:
+        """The sizes that the declared :attr:`shapes` name (a vector input's width,
+        ``"outputs"``), read from ``params``; a ``ValueError`` naming both parameters when
+        two of them disagree, or naming one whose shape is not the declared one."""
+        seen: dict[str, tuple[str, int]] = {}
+        for name, dims in self.shapes:
+            shape = tuple(np.shape(getattr(params, name)))
+            if len(shape) != len(dims) or any(isinstance(d, int) and d != n for d, n in zip(dims, shape)):
+                raise ValueError(
+                    f"parameter {name!r} of {self.name!r} has shape {shape}; it is declared {dims}"
+                )
+            for d, n in zip(dims, shape):
+                if isinstance(d, str):
+                    first = seen.setdefault(d, (name, n))
+                    if first[1] != n:
+                        raise ValueError(
+                            f"parameters {first[0]!r} and {name!r} of {self.name!r} disagree on "
+                            f"{d!r}: {first[1]} against {n}"
+                        )
+        return {d: n for d, (_, n) in seen.items()}
+
     def __repr__(self) -> str:
         opts = "".join(f", {k}={v!r}" for k, v in self.options)
         return f"Law({self.name!r}, params={list(self.param_names)}, inputs={list(self.inputs)}{opts})"
