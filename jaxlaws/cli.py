@@ -4,6 +4,7 @@
     jaxlaws fit --dataset chinchilla-epoch --law chinchilla [--output fit.json]
     jaxlaws plot fit.json --output fit.png
     jaxlaws allocate fit.json --compute 1e21:1e25:9 [--unique 25e9]
+    jaxlaws predict fit.json --at N=70e9,D=1.4e12 [--at ...] [--data new.csv] [--level 0.9]
     jaxlaws mix pools.json --sizes 12.8e6,12.8e6 --budgets 16e6:5e9:20 --plot pareto.png
     jaxlaws fit --data runs.csv --law chinchilla --columns N=params,D=tokens --target val_loss
     jaxlaws fit --law mixing_exp --ratios ratios.csv --metrics metrics.csv --output mix.json
@@ -153,6 +154,8 @@ def _check_flags(args) -> None:
         raise ValueError(f"--chunk must be at least 1, got {args.chunk}")
     if args.devices is not None and args.devices < 1:
         raise ValueError(f"--devices must be at least 1, got {args.devices}")
+    if args.keep_samples and not args.bootstrap:
+        raise ValueError("--keep-samples keeps the bootstrap's samples: give --bootstrap N too")
     if args.bootstrap and args.group_by:
         raise ValueError(
             "--bootstrap with --group-by is not supported: bootstrap one group's table at a time"
@@ -214,9 +217,12 @@ def _check_output(path, flag: str, *inputs: str) -> None:
 def _check_not_empty(args) -> None:
     """A flag given an empty value (``--budgets ''``) is a mistake, never the default."""
     for name, value in vars(args).items():
-        if isinstance(value, str) and not value.strip() and name not in ("command",):
-            flag = name if name == "fit" else "--" + name.replace("_", "-")
-            raise ValueError(f"{flag} is empty: give a value or leave the flag out")
+        if isinstance(value, str) and not value.strip() and name != "command":
+            if name == "fit":
+                raise ValueError("the saved fit's path is empty: give the FIT.json file")
+            raise ValueError(f"--{name.replace('_', '-')} is empty: give a value or leave the flag out")
+        if name == "at" and value and not all(v.strip() for v in value):
+            raise ValueError("--at is empty: give INPUT=VALUE pairs or leave the flag out")
 
 
 def _init(text: str | None):
@@ -257,6 +263,7 @@ def _fit(args) -> int:
     _check_flags(args)
     _join_cluster(args)
     import jax
+    import numpy as np
 
     import jaxlaws
 
@@ -324,6 +331,7 @@ def _fit(args) -> int:
             seed=args.seed,
             max_starts=args.max_starts,
             max_seconds=args.max_seconds,
+            progress=True,
             **common,
         )
     print(f"{source}: {res.n_points} rows")
@@ -354,7 +362,9 @@ def _fit(args) -> int:
         record["law_source"] = (os.path.abspath(where) if where.endswith(".py") else where) + ":" + attr
     record["warnings"] = [str(w.message) for w in caught]
     if args.bootstrap:
-        bs = jaxlaws.bootstrap(jax.random.key(args.seed), law, table, args.bootstrap, point=res, **common)
+        bs = jaxlaws.bootstrap(
+            jax.random.key(args.seed), law, table, args.bootstrap, point=res, progress=True, **common
+        )
         print(bs.summary())
         record["bootstrap"] = {
             "n_resamples": args.bootstrap,
@@ -362,6 +372,11 @@ def _fit(args) -> int:
             "stderr": bs.stderr,
             "interval95": {k: list(v) for k, v in bs.interval().items()},
         }
+        if args.keep_samples:  # later predictions and decisions get intervals from these
+            ok = np.asarray(bs.ok)
+            record["bootstrap"]["samples"] = {
+                k: np.asarray(v)[ok].tolist() for k, v in bs.samples._asdict().items()
+            }
     if args.output:
         _write_json(record, args.output)
         print(f"wrote {args.output}")
@@ -451,11 +466,34 @@ def _plot(args) -> int:
     if saved.law.simplex_inputs:
         from jaxlaws.plot import plot_mixture
 
+        if args.extrapolate or args.by:
+            raise ValueError("--extrapolate and --by are for laws off the simplex; use --domain here")
         fig = plot_mixture(saved.law, saved.params, table, domain=args.domain, columns=columns, target=target)
     else:
         if args.domain is not None:
             raise ValueError(f"--domain is for mixture laws; {saved.law.name!r} has no input on the simplex")
-        fig = plot_fit(saved.law, saved.params, table, columns=columns, target=target)
+        if not 0 < args.level < 1:
+            raise ValueError(f"--level must be between 0 and 1, got {args.level!r}")
+        to = None
+        if args.extrapolate is not None:
+            if "=" in args.extrapolate:
+                to = {}
+                for part in args.extrapolate.split(","):
+                    name, _, value = (v.strip() for v in part.partition("="))
+                    (to[name],) = _floats(value, f"--extrapolate {name}=")
+            else:
+                (to,) = _floats(args.extrapolate, "--extrapolate")
+        fig = plot_fit(
+            saved.law,
+            saved.params,
+            table,
+            columns=columns,
+            target=target,
+            by=args.by,
+            extrapolate_to=to,
+            samples=saved.samples,  # a band where the fit kept its bootstrap samples
+            level=args.level,
+        )
     _save_figure(fig, out)
     print(f"wrote {out}")
     return 0
@@ -508,9 +546,9 @@ def _save_figure(fig, path):
         fig.savefig(fh, format=fmt, dpi=120)
 
 
-def _write_table(table, output):
+def _write_table(table, output, summary: str | None = None):
     """The table to ``output`` (CSV, whole or not at all), then to the terminal: all of it
-    without ``output``, its first and last rows with it."""
+    without ``output``; with it, ``summary`` or the table's first and last rows."""
     text = dict(index=False, float_format=lambda x: f"{x:.6g}")
     if not output:
         print(table.to_string(**text))
@@ -519,8 +557,8 @@ def _write_table(table, output):
 
     with atomic_write(output) as fh:
         table.to_csv(fh, index=False)
-    print(table.to_string(max_rows=10, **text))
-    print(f"wrote {output} ({len(table)} rows)")
+    print(summary if summary is not None else table.to_string(max_rows=10, **text))
+    print(f"wrote {output} ({len(table)} rows, {table.shape[1]} columns)")
 
 
 def _allocate(args) -> int:
@@ -535,7 +573,71 @@ def _allocate(args) -> int:
     if U is not None and len(U) == 1:
         U = U[0]
     _check_output(args.output, "--output", args.fit, *saved.input_files())
-    _write_table(allocate(saved.params, C, U).frame(), args.output)
+    table = allocate(saved.params, C, U).frame()
+    if saved.samples is not None:  # the decision's interval over the kept bootstrap samples
+        spread = allocate(saved.samples, C, U).interval(args.level)
+        for col in spread.columns:
+            if "_lo" in col or "_hi" in col:
+                table[col] = spread[col].to_numpy()
+    _write_table(table, args.output)
+    return 0
+
+
+def _points(args):
+    """The inputs to predict at: ``--data FILE`` or ``--at INPUT=VALUE,...`` (repeatable)."""
+    import pandas as pd
+
+    if (args.data is None) == (not args.at):
+        raise ValueError("give --data FILE or --at INPUT=VALUE,... (one or several --at), not both")
+    if args.data is not None:
+        return _read_table(args.data)
+    rows = []
+    for spec in args.at:
+        row = {}
+        for part in spec.split(","):
+            name, eq, value = (v.strip() for v in part.partition("="))
+            if not eq or not name:
+                raise ValueError(f"--at expects INPUT=VALUE pairs separated by commas, got {part!r}")
+            if name in row:
+                raise ValueError(f"--at {spec!r} gives {name!r} twice")
+            (row[name],) = _floats(value, f"--at {name}=")
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    table.index = pd.RangeIndex(1, len(table) + 1, name="at")
+    return table
+
+
+def _predict(args) -> int:
+    import numpy as np
+    import pandas as pd
+
+    from jaxlaws.io import load_fit
+
+    saved = load_fit(args.fit)
+    reads = [args.fit, *saved.input_files(), *([args.data] if args.data else [])]
+    _check_output(args.output, "--output", *reads)
+    if not 0 < args.level < 1:
+        raise ValueError(f"--level must be between 0 and 1, got {args.level!r}")
+    points = _points(args)
+    pred = np.asarray(saved.predict(points))
+    target = saved.record.get("columns", {}).get("target", saved.law.target)
+    names = target if isinstance(target, list) else [target]
+    pred = pred.reshape(len(points), -1)
+    out = points.reset_index(drop=True).copy()
+    spread = None
+    if saved.samples is not None:
+        spread = saved.predict_samples(points).reshape(-1, len(points), pred.shape[1])
+    tag, q = f"{round(args.level * 100):d}", [(1 - args.level) / 2 * 100, (1 + args.level) / 2 * 100]
+    for j, name in enumerate(names[: pred.shape[1]]):
+        out[f"pred_{name}"] = pred[:, j]
+        if spread is not None:
+            lo, hi = np.percentile(spread[:, :, j], q, axis=0)
+            out[f"pred_{name}_lo{tag}"], out[f"pred_{name}_hi{tag}"] = lo, hi
+    if spread is None:
+        _warn(
+            "no intervals: the saved fit keeps no bootstrap samples (fit with --bootstrap N --keep-samples)"
+        )
+    _write_table(pd.DataFrame(out), args.output)
     return 0
 
 
@@ -556,6 +658,8 @@ def _mix(args) -> int:
     if bad.any():
         raise ValueError(f"--sizes must be finite and positive, got {sizes[bad][0]:g}")
     names = [v.strip() for v in args.names.split(",")] if args.names is not None else None
+    if names is None and saved.record.get("columns", {}).get("pools"):  # fitted from a long table
+        names = [str(v) for v in saved.record["columns"]["pools"]]
     if names is not None and len(names) != pools:
         raise ValueError(f"--names has {len(names)} names; the fit has {pools} pools")
     if names is not None and (any(not n for n in names) or len(set(names)) != len(names)):
@@ -690,11 +794,11 @@ def _propose(args) -> int:
             target=saved.record["columns"]["target"],
             objective=saved.record.get("objective", "huber"),
             delta=saved.record.get("delta", 1e-3),
-            starts=16,
-        )
+            progress=True,
+        )  # every resample starts from the point fit (refitted here: a saved fit has no starts)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", jaxlaws.ConvergenceWarning)  # counted below, once
-        prop = jaxlaws.propose_mixture(model, **kw)
+        prop = jaxlaws.propose_mixture(model, progress=True, **kw)
     table = prop.frame()
     if args.bootstrap:
         iv = prop.interval(0.9)
@@ -702,7 +806,7 @@ def _propose(args) -> int:
             sel = iv[iv["domain"] == d]
             table[f"w_{d}_lo90"] = sel["lower"].to_numpy()
             table[f"w_{d}_hi90"] = sel["upper"].to_numpy()
-    _write_table(table, args.output)
+    _write_table(table, args.output, prop.summary() if len(table) <= 20 else None)
     bad = (table["status"] != "converged").sum()
     if bad:
         _warn(f"{bad} of {len(table)} proposals did not converge (see the status column)")
@@ -816,6 +920,11 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--init", help="JSON object of starting or frozen parameter values")
     f.add_argument("--frozen", help="comma-separated parameters held at their --init values")
     f.add_argument("--bootstrap", type=int, help="number of bootstrap resamples (at least 2; default none)")
+    f.add_argument(
+        "--keep-samples",
+        action="store_true",
+        help="keep the bootstrap's parameter sets in the saved fit (intervals for predict and allocate)",
+    )
     f.add_argument("--output", help="write the fit as JSON here (JSON lines with --group-by)")
     f.add_argument("--group-by", help="fit every group of these comma-separated columns, resumably")
     f.add_argument("--chunk", type=int, help="groups per batched call with --group-by (default 64)")
@@ -833,13 +942,38 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument(
         "--domain", help="mixture laws: the domain whose weight is on the x axis (default: the first)"
     )
+    pl.add_argument(
+        "--extrapolate",
+        help="draw the curve out to a compute budget (1e24) or a point (N=70e9,D=1.4e12) and mark it",
+    )
+    pl.add_argument("--by", help="a column whose values group the runs into curves (default: model size)")
+    pl.add_argument(
+        "--level", type=float, default=0.9, help="band level with kept bootstrap samples (default 0.9)"
+    )
     pl.set_defaults(func=_plot)
     a = sub.add_parser("allocate", help="compute-optimal N, D (and epochs) from a saved fit")
     a.add_argument("fit", help="a saved chinchilla or data_constrained fit")
     a.add_argument("--compute", required=True, help="FLOPs: a,b,... or lo:hi:count (log-spaced)")
     a.add_argument("--unique", help="unique tokens available (data_constrained), one or one per budget")
+    a.add_argument(
+        "--level", type=float, default=0.9, help="interval level with kept bootstrap samples (default 0.9)"
+    )
     a.add_argument("--output", help="write the table as CSV")
     a.set_defaults(func=_allocate)
+    pd_ = sub.add_parser("predict", help="a saved fit's predictions at new points, with intervals")
+    pd_.add_argument("fit", help="a fit saved by `jaxlaws fit --output FIT.json`")
+    pd_.add_argument("--data", help="a CSV or Parquet file with the law's input columns")
+    pd_.add_argument(
+        "--at", action="append", help="one point: INPUT=VALUE,... (e.g. N=70e9,D=1.4e12); repeat for more"
+    )
+    pd_.add_argument(
+        "--level",
+        type=float,
+        default=0.9,
+        help="interval level (default 0.9; needs a fit saved with --bootstrap N --keep-samples)",
+    )
+    pd_.add_argument("--output", help="write the predictions as CSV")
+    pd_.set_defaults(func=_predict)
     m = sub.add_parser("mix", help="best sampling weights over data pools from a saved filtering_mixture fit")
     m.add_argument("fit", help="a saved filtering_mixture fit")
     m.add_argument("--sizes", required=True, help="unique samples per pool, comma-separated")

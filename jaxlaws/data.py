@@ -145,6 +145,8 @@ def prepare(
     columns = dict(columns or {})
     default_target = law.target if isinstance(law.target, str) else list(law.target)
     allowed = set(law.inputs) | {"target"} | ({law.target} if isinstance(law.target, str) else set())
+    if _pooled(law):
+        allowed |= set(POOL_KEYS)
     unknown = sorted(set(columns) - allowed)
     if unknown:
         raise ValueError(
@@ -157,6 +159,14 @@ def prepare(
             if isinstance(default_target, str)
             else default_target,
         )
+    long_pools = None
+    if _pooled(law) and isinstance(data, pd.DataFrame) and _is_long(data, columns):
+        long_pools = {k: columns.pop(k) for k in POOL_KEYS if k in columns}
+        pool, size = long_pools.get("pool", "pool"), long_pools.get("pool_size", "pool_size")
+        samples = columns.pop("samples", "samples")
+        tcol = target if require_target and isinstance(target, str) else None
+        data, labels = _pool_inputs(data, pool, samples, size, tcol, long_pools.get("pools"))
+        long_pools.update(pool=pool, pool_size=size, pools=labels, samples=samples)
     if isinstance(data, pd.DataFrame):
         if data.columns.duplicated().any():
             dup = str(data.columns[data.columns.duplicated()][0])
@@ -210,15 +220,37 @@ def prepare(
             )
         (_domains.positive if positive_target else _domains.real).validate(y, tcols, index)
         used["target"] = tcol
+    if long_pools is not None:  # the long table's own columns, and the pools' order
+        used.update({k: long_pools[k] for k in ("samples", *POOL_KEYS)})
+        del used["sizes"], used["weights"]
     return LawData(tuple(inputs), y, used, index)
+
+
+#: Keys of ``columns`` for a long table of pool runs (one row per run on one pool): the
+#: pool's label column, its size column, and the pools' order (kept with a saved fit).
+POOL_KEYS = ("pool", "pool_size", "pools")
+
+
+def _pooled(law: Law) -> bool:
+    """A law over several pools with per-pool sizes and weights (``filtering_mixture``)."""
+    return bool(law.pool_params) and {"sizes", "weights"} <= set(law.inputs)
+
+
+def _is_long(data: pd.DataFrame, columns: Mapping[str, Any]) -> bool:
+    """A long table of pool runs: a pool-label column and no sizes or weights columns."""
+    if "sizes" in columns or "weights" in columns or {"sizes", "weights"} & set(data.columns):
+        return False
+    return columns.get("pool", "pool") in data.columns
 
 
 def fitted_input_columns(law: Law, fitted: Mapping[str, Any], data) -> dict:
     """The columns a fit read each input from, where ``data`` has them, else the law's own
     names (to predict for a new table with either naming)."""
     have = set(data.columns if isinstance(data, pd.DataFrame) else data.keys())
-    out = {}
+    out = {k: fitted[k] for k in POOL_KEYS if k in fitted}  # a long table of pool runs
     for name in law.inputs:
+        if out and name in ("sizes", "weights"):  # made from the pool columns
+            continue
         col = fitted.get(name, name)
         cols = col if isinstance(col, list) else [col]
         out[name] = col if all(c in have for c in cols) else name
@@ -231,7 +263,7 @@ def mixture_inputs(
     pool: str = "pool",
     samples: str = "samples",
     pool_size: str = "pool_size",
-    target: str = "error",
+    target: str | None = "error",
     pools: list | None = None,
 ) -> dict[str, np.ndarray]:
     """Rows of single-pool runs as inputs of ``filtering_mixture`` (one-hot weights).
@@ -243,15 +275,23 @@ def mixture_inputs(
     Args:
         data: one row per evaluation, with a pool label, samples seen, the pool's size and
             the measured error.
-        pool, samples, pool_size, target: column names.
+        pool, samples, pool_size, target: column names (``target=None``: no target, for
+            predictions).
         pools: the order of pools (default: order of first appearance).
 
     Returns:
         ``{"samples": (n,), "sizes": (n, P), "weights": (n, P), target: (n,)}`` ready for
         ``jaxlaws.fit("filtering_mixture", ...)``; pool ``j`` is ``pools[j]`` (by default the
-        ``j``-th label in order of first appearance).
+        ``j``-th label in order of first appearance). ``jaxlaws.fit("filtering_mixture",
+        table)`` converts such a table itself (``columns={"pool": ..., "pool_size": ...,
+        "samples": ...}`` where the names differ) and keeps the pools' order with the fit.
     """
-    for col in (pool, samples, pool_size, target):
+    return _pool_inputs(data, pool, samples, pool_size, target, pools)[0]
+
+
+def _pool_inputs(data, pool, samples, pool_size, target, pools) -> tuple[dict, list]:
+    """:func:`mixture_inputs` and the pools' labels in order."""
+    for col in (c for c in (pool, samples, pool_size, target) if c is not None):
         if col not in data.columns:
             raise _column_error(col, "mixture_inputs", list(data.columns))
     labels = list(pools) if pools is not None else list(dict.fromkeys(data[pool].tolist()))
@@ -269,9 +309,11 @@ def mixture_inputs(
     for j in range(len(labels)):
         if (k == j).any():
             sizes[k != j, j] = size_values[k == j][0]
-    return {
+    out = {
         "samples": _as_float(data[samples].to_numpy(), samples, list(data.index)),
         "sizes": sizes,
         "weights": weights,
-        target: _as_float(data[target].to_numpy(), target, list(data.index)),
     }
+    if target is not None:
+        out[target] = _as_float(data[target].to_numpy(), target, list(data.index))
+    return out, [v.item() if isinstance(v, np.generic) else v for v in labels]

@@ -72,7 +72,30 @@ class Allocation(NamedTuple):
     converged: jnp.ndarray
 
     def frame(self) -> pd.DataFrame:
-        return pd.DataFrame({k: np.ravel(np.asarray(v)) for k, v in self._asdict().items()})
+        """One row per budget (per parameter set and budget for a stack); the epoch columns
+        only where a unique-token budget was given."""
+        cols = {k: np.ravel(np.asarray(v)) for k, v in self._asdict().items()}
+        if np.all(np.isnan(cols["epochs"])):
+            del cols["epochs"], cols["effective_epochs"]
+        return pd.DataFrame(cols)
+
+    def interval(self, level: float = 0.9) -> pd.DataFrame:
+        """For a stack of parameter sets (a bootstrap's samples: fields of shape ``(S, B)``):
+        each budget's median and central ``level`` interval of ``N``, ``D``, the loss (and
+        the epochs), one row per budget."""
+        if np.ndim(self.N) != 2:
+            raise ValueError("interval needs an allocation of a stack of parameter sets (shape (S, B))")
+        if not 0 < level < 1:
+            raise ValueError(f"level must be between 0 and 1, got {level!r}")
+        q = [50.0, (1 - level) / 2 * 100, (1 + level) / 2 * 100]
+        out = {"C": np.asarray(self.C)[0] if np.ndim(self.C) == 2 else np.asarray(self.C)}
+        names = ["N", "D", "loss"] + ([] if np.all(np.isnan(np.asarray(self.epochs))) else ["epochs"])
+        tag = f"{round(level * 100):d}"
+        for name in names:
+            mid, lo, hi = np.percentile(np.asarray(getattr(self, name)), q, axis=0)
+            out[name], out[f"{name}_lo{tag}"], out[f"{name}_hi{tag}"] = mid, lo, hi
+        out["converged"] = np.asarray(self.converged).all(axis=0)
+        return pd.DataFrame(out)
 
 
 def isoflop_optimum(loss_of_log_n, x0, *, max_steps: int = 100, tol: float = 1e-12):
@@ -398,8 +421,10 @@ class MixtureDecision(NamedTuple):
         P = self.weights.shape[-1]
         names = list(pool_names) if pool_names is not None else [f"pool{i}" for i in range(P)]
         out = pd.DataFrame({"n": np.asarray(self.n)})
+        w = np.asarray(self.weights)
+        w = np.where(w < 1e-12, 0.0, w)  # below the solver's resolution: a pool not used
         for i, name in enumerate(names):
-            out[f"w_{name}"] = np.asarray(self.weights[:, i])
+            out[f"w_{name}"] = w[:, i]
         out["error"] = np.asarray(self.error)
         out["best_k"] = np.asarray(self.best_k)
         out["best_topk_error"] = np.asarray(self.topk_errors).min(axis=1)

@@ -12,6 +12,7 @@ warnings about the optimum.
 from __future__ import annotations
 
 import dataclasses
+import math
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
@@ -20,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from jaxlaws import solvers
+from jaxlaws.covariance import Covariance, basin_warning, covariance, covariance_by_output, paper_theta
 from jaxlaws.data import fitted_input_columns, prepare
 from jaxlaws.laws import Law
 from jaxlaws.problem import Layout, Problem, setup
@@ -67,9 +69,13 @@ class FitResult:
         frozen: names of the parameters held fixed.
         n_points: rows fitted.
         columns: the table columns used for each input and the target.
-        diagnostics: warnings about the optimum (not converged, on a bound, flat ridge),
-            also issued as :class:`ConvergenceWarning`.
+        diagnostics: warnings about the optimum (not converged, on a bound, flat ridge,
+            other basins that fit as well with other parameters), also issued as
+            :class:`ConvergenceWarning`.
         x: best point in optimiser coordinates (free fields, then nuisance).
+        uncertainty: the :class:`~jaxlaws.covariance.Covariance` behind :attr:`stderr`,
+            :attr:`covariance`, :attr:`correlation`, :attr:`flat_directions`, :attr:`rmse`,
+            :attr:`r2`, :attr:`aic` and :attr:`bic` (``None`` for a result built without it).
     """
 
     law: Law
@@ -91,10 +97,75 @@ class FitResult:
     columns: dict
     diagnostics: tuple[str, ...]
     x: np.ndarray
+    uncertainty: Covariance | None = None
 
     @property
     def converged(self) -> bool:
         return self.status == "converged"
+
+    @property
+    def stderr(self) -> dict[str, Any]:
+        """Standard errors ``{name: float or list}`` in the paper's parametrisation
+        (Gauss-Newton / Laplace, :mod:`jaxlaws.covariance`): ``inf`` for a parameter in a flat
+        direction, ``0`` for a frozen one, ``nan`` without :attr:`uncertainty`."""
+        se = self.uncertainty.stderr if self.uncertainty is not None else None
+        out, i = {}, 0
+        for name, value in self.params._asdict().items():
+            shape = np.shape(value)
+            if name in self.frozen:
+                out[name] = _plain(np.zeros(shape))
+                continue
+            n = int(np.prod(shape))
+            out[name] = _plain(np.full(shape, np.nan) if se is None else se[i : i + n].reshape(shape))
+            i += n
+        return out
+
+    @property
+    def covariance(self) -> pd.DataFrame:
+        """Covariance of the free parameters (labels ``E``, ``b[0]``, ...; paper
+        parametrisation); ``inf`` / ``nan`` for a parameter in a flat direction."""
+        u = self._need_uncertainty()
+        return u.frame(u.matrix())
+
+    @property
+    def correlation(self) -> pd.DataFrame:
+        """Correlation of the free parameters (``nan`` for a parameter in a flat direction)."""
+        u = self._need_uncertainty()
+        return u.frame(u.correlation_matrix())
+
+    @property
+    def flat_directions(self) -> list[list[str]]:
+        """The directions the data do not determine: for each, the parameters in it, by
+        weight (their relative curvatures are in ``uncertainty.flat``)."""
+        return [] if self.uncertainty is None else [list(names) for names, _ in self.uncertainty.flat]
+
+    @property
+    def rmse(self) -> float:
+        """Root mean square residual in the fitted space (of ``log`` of the target for a log
+        objective)."""
+        return math.nan if self.uncertainty is None else self.uncertainty.rmse
+
+    @property
+    def r2(self) -> float:
+        """``1 - RSS / TSS`` in the fitted space."""
+        return math.nan if self.uncertainty is None else self.uncertainty.r2
+
+    @property
+    def aic(self) -> float:
+        """``n log(RSS / n) + 2 k``: Gaussian residuals in the fitted space with their
+        variance profiled out, ``k`` the law's free parameters (``RSS / sum W`` for
+        ``RSS / n`` with output weights)."""
+        return math.nan if self.uncertainty is None else self.uncertainty.aic
+
+    @property
+    def bic(self) -> float:
+        """``n log(RSS / n) + k log n``."""
+        return math.nan if self.uncertainty is None else self.uncertainty.bic
+
+    def _need_uncertainty(self) -> Covariance:
+        if self.uncertainty is None:
+            raise ValueError("this FitResult was built without its covariance (uncertainty=None)")
+        return self.uncertainty
 
     @property
     def params_dict(self) -> dict[str, Any]:
@@ -116,11 +187,16 @@ class FitResult:
             f"{self.n_best_basin} of {len(self.starts)} starts in the best basin "
             f"({self.n_polished} polished{basins}); {_rule_line(self)}",
         ]
+        se = self.stderr if self.uncertainty is not None else {}
         for k, v in self.params_dict.items():
-            flag = " (frozen)" if k in self.frozen else ""
-            lines.append(f"  {k:>10} = {_fmt(v)}{flag}")
+            if k in self.frozen:
+                lines.append(f"  {k:>10} = {_fmt_value(v)} (frozen)")
+            else:
+                lines.append(f"  {k:>10} = {_fmt_value(v, se.get(k))}")
         for k, v in self.extra.items():
             lines.append(f"  {k:>10} = {_fmt(v)} (nuisance)")
+        if self.uncertainty is not None:
+            lines += _uncertainty_lines(self)
         lines += [f"  warning: {w}" for w in self.diagnostics]
         return "\n".join(lines)
 
@@ -148,6 +224,55 @@ def _fmt(v):
     return f"{v:.8g}"
 
 
+def _fmt_se(v):
+    if isinstance(v, list):
+        return "[" + ", ".join(_fmt_se(x) for x in v) + "]"
+    return "inf" if np.isinf(v) else f"{v:.3g}"
+
+
+#: A parameter with more entries than this is summarised (shape, min / median / max), not
+#: printed entry by entry.
+SUMMARY_ENTRIES = 12
+
+
+def _fmt_value(v, se=None) -> str:
+    """``value ± stderr``; a parameter of many entries as its shape and the range of its
+    values and standard errors."""
+    a = np.asarray(v, np.float64)
+    if a.size > SUMMARY_ENTRIES:
+        out = f"shape {a.shape}: min {a.min():.4g}, median {np.median(a):.4g}, max {a.max():.4g}"
+        if se is not None:
+            s = np.asarray(se, np.float64)
+            n_inf = int(np.isinf(s).sum())
+            fin = s[np.isfinite(s)]
+            if fin.size:
+                out += f"; stderr min {fin.min():.3g}, median {np.median(fin):.3g}, max {fin.max():.3g}"
+            if n_inf:
+                out += f"; {n_inf} inf (flat)"
+        return out
+    return _fmt(v) if se is None else f"{_fmt(v)} ± {_fmt_se(se)}"
+
+
+def _uncertainty_lines(r: FitResult) -> list[str]:
+    u = r.uncertainty
+    target = r.columns.get("target")
+    if isinstance(target, list):
+        target = target[0] if len(target) == 1 else f"{len(target)} targets"
+    where = f"log {target}" if u.space == "log" else f"{target}"
+    lines = [
+        f"  fit: RMSE {u.rmse:.3g} ({where}), R^2 {u.r2:.4f}, AIC {u.aic:.1f}, BIC {u.bic:.1f} "
+        f"({u.n} residuals, {u.k} free parameters)",
+        f"  ± standard errors: {u.method}",
+    ]
+    shown = u.flat[:5]
+    for names, rel in shown:
+        listed = ", ".join(names[:6]) + (f", ... ({len(names)} in all)" if len(names) > 6 else "")
+        lines.append(f"  flat direction (relative curvature {rel:.1e}, standard errors inf): {listed}")
+    if len(u.flat) > len(shown):
+        lines.append(f"  ... and {len(u.flat) - len(shown)} more flat directions")
+    return lines
+
+
 def fit(
     law: str | Law,
     data: pd.DataFrame | Mapping[str, Any],
@@ -169,6 +294,7 @@ def fit(
     max_starts: int | None = None,
     max_seconds: float | None = None,
     devices: int | None = None,
+    progress: bool = False,
 ) -> FitResult:
     """Fit a law to a table from many starts at once.
 
@@ -235,6 +361,8 @@ def fit(
         max_seconds: no round is widened and nothing more is drawn after this long.
         devices: accepted for symmetry with :func:`jaxlaws.bootstrap`; the starts of one
             fit run on one device.
+        progress: a progress bar over the outputs of a law fitted output by output (shown
+            where stderr is a terminal), as the command line does.
 
     Returns:
         A :class:`FitResult`.
@@ -246,7 +374,9 @@ def fit(
 
     Warns:
         ConvergenceWarning: the best start did not converge, sits at a bound, or lies on a
-            flat ridge.
+            flat ridge; or converged starts fit as well as the best (``Delta chi^2 <= 1``)
+            with a parameter more than 2 standard errors away
+            (:func:`jaxlaws.covariance.basin_warning`).
 
     Example:
         >>> import jaxlaws
@@ -285,6 +415,7 @@ def fit(
             basin_rtol=basin_rtol,
             max_starts=max_starts,
             max_seconds=max_seconds,
+            progress=progress,
         )
     x0s = make_starts(prob.law, prob.layout, starts, seed=seed, init=prob.init)
     sol = prob.solve(
@@ -343,6 +474,21 @@ def _result(prob: Problem, sol: solvers.TableSolution, basin_rtol: float) -> Fit
     for name, v in zip(prob.layout.extra, extra):
         extra_out["sigma" if name == "log_sigma" else name] = float(np.exp(v) if name == "log_sigma" else v)
     diagnostics = _diagnose(prob, x, status, np.asarray(sol.H[0, best]) if len(sol.H) else None)
+    unc = covariance(prob, x)
+    if status == "converged":  # beside a best that is not a minimum, other optima say nothing
+        msg = basin_warning(
+            unc.labels,
+            paper_theta(prob.layout, x),
+            unc.stderr,
+            float(f[best]),
+            f,
+            starts[list(unc.labels)].to_numpy(np.float64),
+            converged,
+            unc.chi2_scale[0],
+            rtol=basin_rtol,
+            atol=atol,
+        )
+        diagnostics += (msg,) if msg else ()
     for msg in diagnostics:
         warnings.warn(msg, ConvergenceWarning, stacklevel=3)
     return FitResult(
@@ -365,6 +511,7 @@ def _result(prob: Problem, sol: solvers.TableSolution, basin_rtol: float) -> Fit
         columns=dict(prob.data.columns),
         diagnostics=diagnostics,
         x=x,
+        uncertainty=unc,
     )
 
 
@@ -397,6 +544,7 @@ def _fit_separable(
     basin_rtol,
     max_starts,
     max_seconds,
+    progress=False,
 ):
     """One fit per output, all in one compiled call (one table per output column): each
     output ranks and polishes its own starts, so an output is not held back by a start that
@@ -424,19 +572,29 @@ def _fit_separable(
     else:
         x0s = make_starts(sub.law, sub.layout, starts, seed=seed, init=None)
     y = np.asarray(prob.data.y, np.float64).T[:, :, None]  # (outputs, rows, 1)
-    sol = sub.solve(
-        x0s,
-        tables={"y": y},
-        ftol=ftol,
-        polish=polish,
-        screen_steps=screen_steps,
-        max_steps=max_steps,
-        basin_rtol=basin_rtol,
-        max_starts=max_starts,
-        max_seconds=max_seconds,
-        draw=_drawer(sub, starts, seed, polish),
-        devices=1,
-    )
+    bar = None
+    if progress and m > 1:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=m, desc=f"fitting {prob.law.name}", unit="output", disable=None, leave=False)
+    try:
+        sol = sub.solve(
+            x0s,
+            tables={"y": y},
+            ftol=ftol,
+            polish=polish,
+            screen_steps=screen_steps,
+            max_steps=max_steps,
+            basin_rtol=basin_rtol,
+            max_starts=max_starts,
+            max_seconds=max_seconds,
+            draw=_drawer(sub, starts, seed, polish),
+            devices=1,
+            progress=None if bar is None else (lambda done: bar.update(done - bar.n)),
+        )
+    finally:
+        if bar is not None:
+            bar.close()
     f = np.asarray(sol.f)  # (outputs, starts)
     if not np.isfinite(f).any(axis=1).all():
         k = int(np.argmin(np.isfinite(f).any(axis=1)))
@@ -475,6 +633,10 @@ def _fit_separable(
         H = np.asarray(sol.H[k, best[k]]) if len(sol.H) else None
         for msg in _diagnose(sub, xs[k, best[k]], solvers.STATUS_NAMES[int(status_best[k])], H):
             diagnostics.append(f"output {tcols[k]!r}: {msg}")
+    unc = covariance_by_output(prob, sub, xs[np.arange(m), best], ow)
+    diagnostics += _separable_basin_warnings(
+        sub, unc, xs, f, conv, best, tcols, basin_rtol, np.asarray(sol.floor)
+    )
     for msg in diagnostics:
         warnings.warn(msg, ConvergenceWarning, stacklevel=3)
     return FitResult(
@@ -499,7 +661,48 @@ def _fit_separable(
         columns=dict(prob.data.columns),
         diagnostics=tuple(diagnostics),
         x=x,
+        uncertainty=unc,
     )
+
+
+#: Outputs whose other-basin warnings are spelt out one by one; more are summarised in one.
+SHOWN_OUTPUTS = 3
+
+
+def _separable_basin_warnings(sub, unc, xs, f, conv, best, tcols, rtol, floors) -> list[str]:
+    """Each output's converged starts that fit as well as its best with other parameters
+    (:func:`jaxlaws.covariance.basin_warning`, on its own block)."""
+    found = []
+    for k in range(len(xs)):
+        if not conv[k, best[k]]:
+            continue  # the output's best is not a minimum: it says so already
+        idx, _ = unc.blocks[k]
+        values = np.concatenate(
+            [np.asarray(c.forward(xs[k][:, sl]), np.float64) for _, _, c, sl in sub.layout.free_fields()],
+            axis=1,
+        )
+        msg = basin_warning(
+            [unc.labels[i] for i in idx],
+            paper_theta(sub.layout, xs[k, best[k]]),
+            unc.stderr[idx],
+            float(f[k, best[k]]),
+            f[k],
+            values,
+            conv[k],
+            unc.chi2_scale[k],
+            rtol=rtol,
+            atol=float(floors[k]),
+            prefix=f"output {tcols[k]!r}: ",
+        )
+        if msg:
+            found.append((tcols[k], msg))
+    if len(found) <= SHOWN_OUTPUTS:
+        return [msg for _, msg in found]
+    names = ", ".join(repr(t) for t, _ in found[:10]) + (", ..." if len(found) > 10 else "")
+    return [
+        f"{len(found)} outputs ({names}) have other optima that fit as well as their best with other "
+        f"parameters; the first: {found[0][1]}"
+    ]
 
 
 def _with_best(table: pd.DataFrame, layout: Layout, x, value, status, n_best) -> pd.DataFrame:

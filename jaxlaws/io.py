@@ -98,11 +98,28 @@ def fit_record(res, table: pd.DataFrame, **meta: Any) -> dict:
 
     ``meta`` adds what the caller knows: ``starts``, ``seed``, ``dataset``, ``subset`` or
     ``data_path`` (so the data can be found again).
+
+    How well the fit determines its parameters (:mod:`jaxlaws.covariance`): ``stderr``
+    (name -> value or nested list, paper parametrisation; ``0`` for a frozen parameter),
+    ``correlation`` (a list of ``{"labels": [...], "matrix": [[...]]}``, one block, or one
+    per output for a law fitted output by output), ``flat_directions``
+    (``{"parameters": [...], "relative_curvature": x}``), and ``fit_space``, ``rmse``,
+    ``r2``, ``aic``, ``bic``, ``n_residuals``, ``stderr_method``. JSON holds no infinity or
+    NaN: an infinite value (the standard error of a parameter in a flat direction, an AIC of
+    an exact fit) is the string ``"inf"`` (or ``"-inf"``; ``float()`` reads it back), an
+    undefined one (a correlation with such a parameter) ``null``. A result without its
+    covariance (``res.uncertainty is None``) leaves these keys out.
     """
     import jax
 
     import jaxlaws
+    from jaxlaws.covariance import json_safe
 
+    uncertainty = (
+        {"stderr": json_safe(res.stderr), **res.uncertainty.record()}
+        if getattr(res, "uncertainty", None) is not None
+        else {}
+    )
     return {
         "law": res.law.name,
         "law_options": dict(res.law.options),
@@ -123,6 +140,7 @@ def fit_record(res, table: pd.DataFrame, **meta: Any) -> dict:
         "stopped_by_rule": res.stopped_by_rule,
         "status_counts": res.starts["status"].value_counts().to_dict(),
         "frozen": list(res.frozen),
+        **uncertainty,
         "warnings": list(res.diagnostics),
         "n_points": res.n_points,
         "data_sha256": table_hash(table),
@@ -145,6 +163,33 @@ class SavedFit:
         columns = fitted_input_columns(self.law, self.record.get("columns", {}), data)
         d = prepare(self.law, data, columns=columns, require_target=False)
         return np.asarray(self.law(self.params, *d.inputs))
+
+    @property
+    def samples(self):
+        """The bootstrap's converged parameter sets kept with the fit (``jaxlaws fit
+        --bootstrap N --keep-samples``), stacked on a leading axis; ``None`` without them."""
+        kept = (self.record.get("bootstrap") or {}).get("samples")
+        if not kept:
+            return None
+        try:
+            return self.law.params(*(np.asarray(kept[n], np.float64) for n in self.law.param_names))
+        except KeyError as err:
+            raise ValueError(f"the saved fit's bootstrap samples have no parameter {err.args[0]!r}") from None
+
+    def predict_samples(self, data) -> np.ndarray:
+        """The law's prediction for ``data`` under each kept bootstrap sample, ``(S, n[, k])``."""
+        import jax
+
+        from jaxlaws.data import fitted_input_columns, prepare
+
+        samples = self.samples
+        if samples is None:
+            raise ValueError(
+                "the saved fit keeps no bootstrap samples: fit it with --bootstrap N --keep-samples"
+            )
+        columns = fitted_input_columns(self.law, self.record.get("columns", {}), data)
+        d = prepare(self.law, data, columns=columns, require_target=False)
+        return np.asarray(jax.vmap(lambda p: self.law(p, *d.inputs))(samples))
 
     def input_files(self) -> list[str]:
         """The files the fit was made from (its data table, a swarm's two tables), which a

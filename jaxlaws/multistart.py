@@ -167,6 +167,7 @@ def run(
     block: int,
     draw: Callable | None = None,
     floor=None,
+    progress: Callable[[int], None] | None = None,
 ) -> TableSolution:
     """Run the multi-start of ``n_tables`` tables from the starts ``x0s``.
 
@@ -182,6 +183,7 @@ def run(
             multi-start that draws more when its rule does not hold.
         floor: each table's objective rounding floor (default 0): objectives closer than
             that (plus ``basin_rtol`` relative) are one optimum.
+        progress: called with the number of finished tables after every segment.
 
     Returns:
         A :class:`TableSolution`.
@@ -315,6 +317,8 @@ def run(
         real = task < n
         store.put(idx[task[real]], solvers.LMState(*(np.asarray(a)[real] for a in out.st)))
         settle()
+        if progress is not None:
+            progress(int(done.sum()))
     return _collect(store, order, upto, unseen, missed, by_rule, T, floor)
 
 

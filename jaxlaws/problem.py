@@ -620,6 +620,7 @@ class Problem:
         devices=None,
         draw=None,
         accelerate: bool = True,
+        progress=None,
         **rule,
     ) -> multistart.TableSolution:
         """Run the multi-start from ``x0s`` (rows of the law's optimiser coordinates; with a
@@ -632,7 +633,8 @@ class Problem:
         multi-start draw more starts while its rule does not hold; ``rule`` holds the
         :func:`policy_for` options (``missed``, ``min_hits``, ``max_starts``,
         ``max_seconds``, ``basin_rtol``). Slots are split across the first ``devices`` local
-        devices (all by default; one for a single table).
+        devices (all by default; one for a single table). ``progress(n)`` is called with the
+        number of finished tables after every compiled segment.
         """
         inputs, y, w, out_w, frozen_values, delta = self.args()
         tabled = [False, False, False]
@@ -685,7 +687,9 @@ class Problem:
 
         T = T if n_tables is None else int(n_tables)
         floor = self._floors(y, w, out_w, tabled, T)
-        return multistart.run(step, init, x0s, T, policy, slots=K, block=B, draw=draw, floor=floor)
+        return multistart.run(
+            step, init, x0s, T, policy, slots=K, block=B, draw=draw, floor=floor, progress=progress
+        )
 
     def _floors(self, y, w, out_w, tabled, T) -> np.ndarray:
         """Each table's objective rounding floor, on the host."""

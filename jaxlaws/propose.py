@@ -43,6 +43,7 @@ import pandas as pd
 
 from jaxlaws.laws import Law
 from jaxlaws.laws.data_constrained import _repetitions, _saturating
+from jaxlaws.progress import in_chunks
 
 __all__ = ["MixtureProposal", "propose_mixture", "project_capped_simplex", "R_STAR"]
 
@@ -245,24 +246,25 @@ def _objective(law, spec):
 def _batch(
     params, budget, fixed, priced, lam, lo, hi, starts, prior, unique, omega, r_star, *, law, spec, max_steps
 ):
-    """One problem per leading row of ``params, budget, fixed, priced, lam, lo, hi``, from
-    every row of ``starts``; the best start's result per problem."""
+    """One problem per leading row of ``params, budget, fixed, priced, lam, lo, hi, starts``,
+    from each of its starts (``starts``: ``(problems, starts, k)``); the best start's result
+    per problem."""
     fun = _objective(law, spec)
 
-    def one(p, b, fx, pr, la, low, up):
+    def one(p, b, fx, pr, la, low, up, x0):
         def f(w):
             return fun(w, p, b, fx, pr, la, prior, unique, omega, r_star)
 
         w, fv, steps, status, kkt = jax.vmap(
             lambda w0: _solve(f, w0, low, up, max_steps=max_steps, xtol=1e-10)
-        )(starts)
+        )(x0)
         fok = jnp.where(jnp.isfinite(fv), fv, jnp.inf)
         i = jnp.argmin(fok)
         same = jnp.sum(jnp.abs(fok - fok[i]) <= 1e-9 * jnp.maximum(jnp.abs(fok[i]), 1e-300))
         metrics = _predict(law, spec, w[i], p, b, fx, pr, unique, r_star)
         return w[i], fv[i], metrics, steps[i], status[i], kkt[i], same
 
-    return jax.vmap(one)(params, budget, fixed, priced, lam, lo, hi)
+    return jax.vmap(one)(params, budget, fixed, priced, lam, lo, hi, starts)
 
 
 # ----------------------------------------------------------------------------------------
@@ -399,10 +401,28 @@ class MixtureProposal:
                     )
         return pd.DataFrame(rows)
 
-    def summary(self) -> str:
+    def summary(self, max_domains: int = 8) -> str:
+        """The proposals: a table of every weight for up to ``max_domains`` domains, else one
+        line per proposal with its largest weights (the rest named by count)."""
         lines = [f"mixture over {len(self.domains)} domains, {len(self.outputs)} predicted metric(s)"]
-        cols = ["kl", "budget", *[f"w_{d}" for d in self.domains], "objective", "gap", "status"]
-        lines.append(self.frame()[cols].to_string(index=False, float_format=lambda v: f"{v:.6g}"))
+        frame = self.frame()
+        if len(self.domains) <= max_domains:
+            cols = ["kl", "budget", *[f"w_{d}" for d in self.domains], "objective", "gap", "status"]
+            lines.append(frame[cols].to_string(index=False, float_format=lambda v: f"{v:.6g}"))
+            return "\n".join(lines)
+        for _, row in frame.iterrows():
+            w = np.array([row[f"w_{d}"] for d in self.domains])
+            order = [j for j in np.argsort(-w, kind="stable") if w[j] > 0]
+            shown = ", ".join(f"{self.domains[j]} {w[j]:.4g}" for j in order[:max_domains])
+            rest = len(order) - max_domains
+            zero = len(self.domains) - len(order)
+            budget = "" if not np.isfinite(row["budget"]) else f"budget {row['budget']:.4g}, "
+            lines.append(
+                f"  kl {row['kl']:g}, {budget}{shown}"
+                + (f", {rest} more above 0" if rest > 0 else "")
+                + (f" ({zero} at 0)" if zero else "")
+                + f"; objective {row['objective']:.6g}, {row['status']}"
+            )
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -490,6 +510,7 @@ def propose_mixture(
     starts: int = 8,
     seed: int = 0,
     max_steps: int = 100,
+    progress: bool = False,
 ) -> MixtureProposal:
     """The mixture of data domains that a fitted mixture law predicts is best.
 
@@ -523,9 +544,13 @@ def propose_mixture(
         kl: strength of the pull, a number or a sequence (a path over its strength).
         budget_input: the law input fed the token budget (default ``"D"`` where the law has
             one).
-        starts: starts per problem: the uniform mixture, the prior and Dirichlet draws.
+        starts: starts per problem: the uniform mixture, the prior and Dirichlet draws. A
+            bootstrap's resamples start from the point fit's proposal and the uniform
+            mixture.
         seed: seed of the Dirichlet starts.
         max_steps: projected-Newton steps per start.
+        progress: solve the problems in ten chunks under a progress bar (shown where stderr
+            is a terminal), as the command line does.
 
     Returns:
         A :class:`MixtureProposal`.
@@ -737,27 +762,30 @@ def propose_mixture(
         one = {key: np.concatenate(v) for key, v in parts.items()}
         return {key: np.tile(v, (n_sets,) + (1,) * (v.ndim - 1)) for key, v in one.items()}, len(reps)
 
-    def run(param_sets, n_sets, with_uncapped):
+    def run(param_sets, n_sets, with_uncapped, starts_of=None):
+        """Every problem of every parameter set; ``starts_of``: each set's starts per
+        problem ``(n_rep * L * B, S, k)`` (default: the shared starts ``x0``)."""
         r, n_rep = rows(n_sets, with_uncapped)
         per_set = n_rep * L * B
         stacked = jax.tree_util.tree_map(lambda v: jnp.repeat(v, per_set, axis=0), param_sets)
-        out = _batch(
-            stacked,
-            jnp.asarray(r["budget"]),
-            jnp.asarray(r["fixed"]),
-            jnp.asarray(r["priced"]),
-            jnp.asarray(r["lam"]),
-            jnp.asarray(r["lo"]),
-            jnp.asarray(r["hi"]),
-            jnp.asarray(x0),
-            jnp.asarray(prior_arr),
-            jnp.asarray(unique),
-            jnp.asarray(omega),
-            jnp.asarray(float(r_star)),
-            law=law,
-            spec=spec,
-            max_steps=int(max_steps),
-        )
+        first = np.broadcast_to(x0, (per_set,) + x0.shape) if starts_of is None else starts_of
+        problem_starts = np.tile(first, (n_sets, 1, 1))
+        per_problem = [r["budget"], r["fixed"], r["priced"], r["lam"], r["lo"], r["hi"], problem_starts]
+
+        def solve(rows):
+            return _batch(
+                jax.tree_util.tree_map(lambda v: v[rows], stacked),
+                *(jnp.asarray(a[rows]) for a in per_problem),
+                jnp.asarray(prior_arr),
+                jnp.asarray(unique),
+                jnp.asarray(omega),
+                jnp.asarray(float(r_star)),
+                law=law,
+                spec=spec,
+                max_steps=int(max_steps),
+            )
+
+        out = in_chunks(solve, len(problem_starts), progress, "proposing", "problem")
         return [np.asarray(a).reshape((n_sets, n_rep, L, B) + np.asarray(a).shape[1:]) for a in out]
 
     def snap(w, upper):
@@ -811,7 +839,10 @@ def propose_mixture(
     sample_out = None
     if samples is not None:
         S = int(np.asarray(samples[0]).shape[0])
-        ws, fs, _, _, st, _, _ = run(samples, S, False)
+        # a resample's optimum is near the point's: start there, and from the uniform mixture
+        near = w[0, 0].reshape(L * B, 1, k)
+        uniform = np.broadcast_to(np.full(k, 1.0 / k), (L * B, 1, k))
+        ws, fs, _, _, st, _, _ = run(samples, S, False, np.concatenate([near, uniform], axis=1))
         ws = snap(ws, upper[:1][None])
         sample_out = {
             "weights": ws[:, 0],

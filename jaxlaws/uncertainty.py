@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 
 from jaxlaws import solvers
-from jaxlaws.fit import FitResult, fit, make_starts, setup
+from jaxlaws.fit import FitResult, _separable, fit, make_starts, setup
 from jaxlaws.laws import Law, get
+from jaxlaws.progress import in_chunks
 
 __all__ = ["bootstrap", "BootstrapResult", "resample_weights"]
 
@@ -270,6 +271,7 @@ def bootstrap(
     max_steps: int = 500,
     ftol: float = 1e-13,
     devices: int | None = None,
+    progress: bool = False,
     **fit_kwargs,
 ) -> BootstrapResult:
     """Bootstrap a fit: resample the rows with replacement and refit, all in one batch.
@@ -286,6 +288,8 @@ def bootstrap(
         point: a full-data fit to reuse (otherwise it is fitted with ``fit_kwargs``).
         polish, screen_steps, max_steps, ftol: as for :func:`jaxlaws.fit`, per resample.
         devices: shard the resamples across this many local devices (default: all).
+        progress: solve the resamples in ten chunks under a progress bar (shown where
+            stderr is a terminal), as the command line does.
         **fit_kwargs: passed to the full-data fit (e.g. its ``starts``).
 
     Returns:
@@ -332,39 +336,85 @@ def bootstrap(
             **fit_kwargs,
         )
     prob = setup(law, data, **common)
-    if isinstance(starts, str) and starts == "point":
-        x0s = point.x[None, : prob.layout.law_size]
+    R = int(n_resamples)
+    weights = np.asarray(resample_weights(key, len(prob.data), R))
+    solve = dict(ftol=ftol, screen_steps=screen_steps, polish=polish, max_steps=max_steps, devices=devices)
+    if _separable(prob) and not (isinstance(starts, str) and starts == "init"):
+        xb, fb, codes = in_chunks(
+            _separable_solver(prob, data, point, weights, starts, seed, columns, solve),
+            R,
+            progress,
+            "bootstrap",
+            "resample",
+        )
     else:
-        x0s = make_starts(prob.law, prob.layout, starts, seed=seed, init=prob.init)
-    weights = resample_weights(key, len(prob.data), int(n_resamples))
-    sol = prob.solve(
-        x0s,
-        weights=weights,
-        ftol=ftol,
-        screen_steps=screen_steps,
-        polish=polish,
-        max_steps=max_steps,
-        devices=devices,
-    )
-    f = np.asarray(sol.f)
-    f_masked = np.where(np.isfinite(f), f, np.inf)
-    best = np.argmin(f_masked, axis=1)
-    rows = np.arange(len(best))
-    xb = jnp.asarray(np.asarray(sol.x)[rows, best])
+        if isinstance(starts, str) and starts == "point":
+            x0s = point.x[None, : prob.layout.law_size]
+        else:
+            x0s = make_starts(prob.law, prob.layout, starts, seed=seed, init=prob.init)
+
+        def one_chunk(rows):
+            sol = prob.solve(x0s, weights=weights[rows], **solve)
+            return _best(sol)
+
+        xb, fb, codes = in_chunks(one_chunk, R, progress, "bootstrap", "resample")
     fvals = tuple(jnp.asarray(v) for v in prob.frozen_values)
-    fields, extra = jax.vmap(lambda x: prob.layout.unpack(x, fvals))(xb)
+    fields, extra = jax.vmap(lambda x: prob.layout.unpack(x, fvals))(jnp.asarray(xb))
     samples = prob.law.params(*(np.asarray(v) for v in fields))
     extra_out = {}
     for name, v in zip(prob.layout.extra, extra):
         extra_out["sigma" if name == "log_sigma" else name] = (
             np.exp(np.asarray(v)) if name == "log_sigma" else np.asarray(v)
         )
-    status = np.array(solvers.STATUS_NAMES)[np.asarray(sol.status)[rows, best]]
+    status = np.array(solvers.STATUS_NAMES)[codes]
     return BootstrapResult(
-        law=prob.law,
-        point=point,
-        samples=samples,
-        extra=extra_out,
-        objective=f[rows, best],
-        status=status,
+        law=prob.law, point=point, samples=samples, extra=extra_out, objective=fb, status=status
     )
+
+
+def _best(sol) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each table's best start: ``(x, f, status code)``."""
+    f = np.asarray(sol.f)
+    best = np.argmin(np.where(np.isfinite(f), f, np.inf), axis=1)
+    rows = np.arange(len(best))
+    return np.asarray(sol.x)[rows, best], f[rows, best], np.asarray(sol.status)[rows, best]
+
+
+def _separable_solver(prob, data, point, weights, starts, seed, columns, solve) -> Callable:
+    """For a law fitted output by output (see :func:`jaxlaws.fit`): ``rows -> (x, f, status
+    code)`` of those resamples, one table per output and resample, each output started
+    from its own part of the point fit (or from ``starts``), the outputs joined."""
+    tcols = list(prob.data.columns["target"])
+    m, n = len(tcols), len(prob.data)
+    sub = setup(
+        prob.law, data, columns=columns, target=[tcols[0]], objective=prob.objective.name, delta=prob.delta
+    )
+    fields = list(prob.layout.free_fields())
+    if isinstance(starts, str) and starts == "point":  # (outputs, starts, per-output coordinates)
+        per_output = np.concatenate([np.asarray(point.x)[sl].reshape(m, -1) for *_, sl in fields], axis=1)
+        first = per_output[:, None, :]
+    else:
+        given = np.asarray(make_starts(sub.law, sub.layout, starts, seed=seed, init=None))
+        first = np.broadcast_to(given, (m,) + given.shape)
+    y = np.asarray(prob.data.y, np.float64).T[:, None, :, None]  # (outputs, 1, rows, 1)
+    ow = np.asarray(prob.output_weights, np.float64)
+
+    def run(rows):
+        r = len(rows)
+        x0s = np.repeat(first, r, axis=0)  # table k * r + i: output k of resample i
+        sol = sub.solve(
+            x0s,
+            tables={
+                "y": np.broadcast_to(y, (m, r, n, 1)).reshape(m * r, n, 1),
+                "w": np.tile(weights[rows], (m, 1)),
+            },
+            **solve,
+        )
+        xb, fb, codes = (a.reshape((m, r) + a.shape[1:]) for a in _best(sol))  # table k * r + i
+        x = np.stack(
+            [np.concatenate([xb[:, i, sl].ravel() for *_, sl in sub.layout.free_fields()]) for i in range(r)]
+        )
+        worst = np.where((codes != solvers.CONVERGED).any(axis=0), codes.max(axis=0), solvers.CONVERGED)
+        return x, (ow[:, None] * fb).sum(axis=0), worst
+
+    return run

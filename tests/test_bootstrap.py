@@ -54,3 +54,32 @@ def test_each_resample_equals_a_fit_of_the_resampled_table(df):
         assert bs.objective[i] == pytest.approx(one.value, rel=1e-9)
         np.testing.assert_allclose(np.stack(bs.samples)[:, i], np.stack(one.params), rtol=1e-6)
     assert bs.table().loc["alpha", "estimate"] == pytest.approx(float(point.params.alpha))
+
+
+@pytest.mark.filterwarnings("ignore::jaxlaws.ConvergenceWarning")
+def test_a_law_fitted_output_by_output_is_bootstrapped_output_by_output():
+    """Mixing laws: each resample's outputs are fitted as separate tables (as the point fit),
+    the same optima as the joint problem; in chunks under a progress bar, the same numbers."""
+    import jaxlaws.uncertainty as U
+
+    rng = np.random.default_rng(0)
+    r = rng.dirichlet(np.ones(3), 40)
+    truth = jaxlaws.laws.MixingExpParams(
+        c=np.array([1.5, 2.0]), t=np.array([[-2.0, -0.5, 0.3], [0.2, -1.5, -0.6]])
+    )
+    y = np.asarray(jaxlaws.laws.mixing_exp(truth, r)) * np.exp(rng.normal(0, 0.005, (40, 2)))
+    data = {"r": r, "a": y[:, 0], "b": y[:, 1]}
+    point = jaxlaws.fit("mixing_exp", data, target=["a", "b"], starts=16)
+    kw = dict(target=["a", "b"], point=point)
+    split = jaxlaws.bootstrap(3, "mixing_exp", data, 24, **kw)
+    chunked = jaxlaws.bootstrap(3, "mixing_exp", data, 24, progress=True, **kw)
+    np.testing.assert_array_equal(chunked.objective, split.objective)
+    separable, U._separable = U._separable, lambda prob: False
+    try:
+        joint = jaxlaws.bootstrap(3, "mixing_exp", data, 24, **kw)
+    finally:
+        U._separable = separable
+    ok = split.ok & joint.ok
+    assert ok.sum() >= 20
+    np.testing.assert_allclose(split.objective[ok], joint.objective[ok], rtol=1e-9)
+    np.testing.assert_allclose(np.asarray(split.samples.c)[ok], np.asarray(joint.samples.c)[ok], rtol=1e-6)

@@ -128,18 +128,21 @@ def test_saved_fit_reproduces_predictions_and_plots(tmp_path, capsys):
 
 
 def test_plot_fit_contains_what_it_claims():
+    import numpy as np
+
     import jaxlaws
     from jaxlaws.plot import plot_fit
 
     df = jaxlaws.datasets.load("chinchilla-epoch", subset="standard")
     params = jaxlaws.laws.ChinchillaParams(1.8172, 477.84, 2143.9, 0.3473, 0.3672)
     fig = plot_fit(jaxlaws.laws.CHINCHILLA, params, df)
-    top, bottom = fig.axes
-    assert len(top.collections) == 2 and [t.get_text() for t in top.get_legend().get_texts()] == [
-        "data",
-        "chinchilla fit",
-    ]
-    assert all(len(c.get_offsets()) == 240 for c in top.collections)
+    top, bottom = fig.axes[:2]
+    legend = [t.get_text() for t in top.get_legend().get_texts()]
+    assert legend[:2] == ["runs", "chinchilla fit per model size"] and "compute-optimal" in legend
+    assert len(top.collections) == 1 and len(top.collections[0].get_offsets()) == 240
+    curves = [line for line in top.get_lines() if line.get_gid() == "fit-curve"]
+    sizes = np.sort(df["N"].unique())  # sizes within 0.1% are one model size (read off a figure)
+    assert len(curves) == 1 + int(np.sum(sizes[1:] / sizes[:-1] > 1.001)) == 43
     assert top.get_xscale() == top.get_yscale() == "log"
     assert bottom.get_xlabel().startswith("compute") and len(bottom.collections[0].get_offsets()) == 240
 
@@ -340,3 +343,52 @@ def test_an_output_interrupted_while_written_leaves_the_old_file_whole(tmp_path,
     assert main(argv + ["--output", str(out)]) == 130  # interrupted: exit status 128 + SIGINT
     assert out.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fit.json"]  # no temporary file left
+
+
+def test_predictions_and_allocations_with_intervals_from_kept_samples(tmp_path, capsys):
+    """fit --bootstrap N --keep-samples; predict and allocate then give intervals: the
+    percentiles of the law under the kept samples."""
+    import numpy as np
+    import pandas as pd
+
+    import jaxlaws
+
+    runs = tmp_path / "runs.csv"
+    chinchilla_groups(3, by="g").to_csv(runs, index=False)
+    fit_json, pred, alloc = (tmp_path / n for n in ("fit.json", "pred.csv", "alloc.csv"))
+    argv = ["fit", "--data", str(runs), "--law", "chinchilla", "--starts", "8", "--bootstrap", "30"]
+    assert main(argv + ["--keep-samples", "--output", str(fit_json)]) == 0
+    saved = jaxlaws.io.load_fit(fit_json)
+    assert saved.samples is not None and np.shape(saved.samples.alpha) == (
+        30 - saved.record["bootstrap"]["n_failed"],
+    )
+    at = ["--at", "N=70e9,D=1.4e12", "--at", "N=1e9,D=2e10"]
+    assert main(["predict", str(fit_json), *at, "--level", "0.8", "--output", str(pred)]) == 0
+    table = pd.read_csv(pred)
+    points = pd.DataFrame({"N": [70e9, 1e9], "D": [1.4e12, 2e10]})
+    each = np.asarray(
+        jaxlaws.laws.chinchilla(saved.samples, points.N.to_numpy()[:, None], points.D.to_numpy()[:, None])
+    )
+    np.testing.assert_allclose(table["pred_loss_lo80"], np.percentile(each.T, 10, axis=0), rtol=1e-12)
+    np.testing.assert_allclose(table["pred_loss_hi80"], np.percentile(each.T, 90, axis=0), rtol=1e-12)
+    np.testing.assert_allclose(table["pred_loss"], saved.predict(points), rtol=1e-12)
+    assert main(["allocate", str(fit_json), "--compute", "1e21,1e23", "--output", str(alloc)]) == 0
+    a = pd.read_csv(alloc)
+    assert "epochs" not in a.columns  # chinchilla: no unique-token budget, no epoch columns
+    assert (
+        (a["N_lo90"] <= a["N"]).all() and (a["N"] <= a["N_hi90"]).all() and (a["N_lo90"] < a["N_hi90"]).all()
+    )
+    png = tmp_path / "band.png"
+    assert main(["plot", str(fit_json), "--extrapolate", "N=70e9,D=1.4e12", "--output", str(png)]) == 0
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    plain = tmp_path / "plain.json"
+    assert (
+        main(["fit", "--data", str(runs), "--law", "chinchilla", "--starts", "8", "--output", str(plain)])
+        == 0
+    )
+    capsys.readouterr()
+    assert main(["predict", str(plain), "--at", "N=1e9,D=2e10"]) == 0
+    captured = capsys.readouterr()
+    assert "pred_loss" in captured.out and "no intervals" in captured.err
+    assert main(["predict", str(plain)]) == 2  # neither --data nor --at
+    assert main(["fit", "--data", str(runs), "--law", "chinchilla", "--keep-samples"]) == 2

@@ -17,10 +17,13 @@ def runs():
 @pytest.fixture(scope="module")
 def paper_grid_fit(runs):
     # the paper's start grid R*_D, R*_N in {4, 8, ..., 20}, the law's declared grid, every
-    # start polished
-    return jaxlaws.fit("data_constrained", runs, init=laws.MUENNIGHOFF_C4, frozen=FROZEN, polish=None)
+    # start polished; the basins at (15.4, 5.3), (47, 2.3) and beyond differ by 0.1% in
+    # objective: the fit says that R*_D and R*_N are poorly determined
+    with pytest.warns(jaxlaws.ConvergenceWarning, match="other optim.* fit the data as well as the best"):
+        return jaxlaws.fit("data_constrained", runs, init=laws.MUENNIGHOFF_C4, frozen=FROZEN, polish=None)
 
 
+@pytest.mark.filterwarnings("ignore:.*other optim:jaxlaws.ConvergenceWarning")  # R*_D is poorly determined
 def test_adaptive_polishing_finds_what_polishing_every_start_finds(runs, paper_grid_fit):
     r = jaxlaws.fit("data_constrained", runs, init=laws.MUENNIGHOFF_C4, frozen=FROZEN)
     assert r.n_polished < 25
@@ -63,6 +66,7 @@ def test_wider_multistart_reaches_the_lower_basin(runs):
     assert r.n_best_basin >= 2
 
 
+@pytest.mark.filterwarnings("ignore:.*other optim:jaxlaws.ConvergenceWarning")  # R*_D is poorly determined
 def test_frozen_by_mapping_and_random_starts_are_reproducible(runs):
     frozen = {k: getattr(laws.MUENNIGHOFF_C4, k) for k in FROZEN}
     a = jaxlaws.fit("data_constrained", runs, frozen=frozen, starts=50, seed=3, polish=None)

@@ -122,3 +122,41 @@ def test_openclip_extrapolation_to_34B(arch):
     assert len(e.heldout) == 3 and (e.heldout.samples > 3e10).all()
     assert e.fit.n_points == 6
     assert e.mean_abs_relative_error < 0.10
+
+
+def test_a_long_table_of_pool_runs_fits_as_it_is(tmp_path, capsys):
+    """One row per run on one pool (pool, samples, pool_size, error), as users keep them:
+    fitted directly, the same fit as through mixture_inputs; the pools' order is kept with
+    the saved fit, so predictions and the mixing CLI name the pools."""
+    from jaxlaws.cli import main
+
+    df = synthetic_pools(noise=0.0)
+    kw = dict(objective="sse", starts=16, seed=0)
+    direct = jaxlaws.fit("filtering_mixture", df, **kw)
+    wide = jaxlaws.fit("filtering_mixture", jaxlaws.mixture_inputs(df), **kw)
+    assert direct.value == wide.value and direct.columns["pools"] == list(NAMES)
+    np.testing.assert_array_equal(
+        direct.predict(df.iloc[::-1]), wide.predict(jaxlaws.mixture_inputs(df))[::-1]
+    )
+    renamed = df.rename(columns={"pool": "source", "pool_size": "unique"})
+    csv = tmp_path / "pools.csv"
+    renamed.to_csv(csv, index=False)
+    fit_json, pred = tmp_path / "pools.json", tmp_path / "pred.csv"
+    argv = [
+        "fit",
+        "--data",
+        str(csv),
+        "--law",
+        "filtering_mixture",
+        "--columns",
+        "pool=source,pool_size=unique",
+    ]
+    assert (
+        main(argv + ["--target", "error", "--objective", "sse", "--starts", "16", "--output", str(fit_json)])
+        == 0
+    )
+    assert main(["predict", str(fit_json), "--data", str(csv), "--output", str(pred)]) == 0
+    np.testing.assert_allclose(pd.read_csv(pred)["pred_error"], direct.predict(df), rtol=1e-9)
+    assert main(["mix", str(fit_json), "--sizes", ",".join(["1e7"] * 4), "--budgets", "1e8"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"w_{name}" in out for name in NAMES), out

@@ -282,3 +282,12 @@ def test_a_weight_at_the_floor_is_reported_as_zero():
     w = prop.weights[0, 0]
     assert w[2] == 0.0 and w.sum() == pytest.approx(1.0, abs=1e-15) and 0.2 < w[0] < 0.4
     assert prop.frame()["w_d2"].iloc[0] == 0.0 and prop.frame()["bound"].iloc[0] == "d2:min"
+
+
+def test_proposals_solved_in_chunks_under_a_progress_bar_agree():
+    params = MixingExpParams(c=np.array([1.5, 2.0]), t=np.array([[-2.0, -0.5, 0.3], [0.2, -1.5, -0.6]]))
+    kw = dict(budgets=np.geomspace(1e9, 5e11, 40), unique_tokens=[1e8, 1e11, 1e11], max_epochs=4)
+    one = jaxlaws.propose_mixture(MIXING_EXP, params, **kw)
+    chunked = jaxlaws.propose_mixture(MIXING_EXP, params, progress=True, **kw)
+    np.testing.assert_allclose(chunked.weights, one.weights, rtol=0, atol=1e-14)
+    assert (chunked.status == one.status).all()

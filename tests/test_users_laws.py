@@ -251,6 +251,7 @@ def test_no_bound_warning_far_inside_a_wide_interval():
 # --- the basins report ------------------------------------------------------------------------
 
 
+@pytest.mark.filterwarnings("ignore:.*other optim:jaxlaws.ConvergenceWarning")
 def test_basins_are_reported_best_first_with_their_counts():
     runs = jaxlaws.datasets.load("datablations-c4")
     kw = dict(init=jaxlaws.laws.MUENNIGHOFF_C4, frozen=["E", "A", "B", "alpha", "beta"])
