@@ -477,12 +477,14 @@ def _plot(args) -> int:
         to = None
         if args.extrapolate is not None:
             if "=" in args.extrapolate:
-                to = {}
-                for part in args.extrapolate.split(","):
-                    name, _, value = (v.strip() for v in part.partition("="))
-                    (to[name],) = _floats(value, f"--extrapolate {name}=")
+                to = _pairs(args.extrapolate, "--extrapolate")
             else:
                 (to,) = _floats(args.extrapolate, "--extrapolate")
+            values = list(to.values()) if isinstance(to, dict) else [to]
+            if not all(0 < v < float("inf") for v in values):
+                raise ValueError(
+                    f"--extrapolate values must be finite and positive, got {args.extrapolate!r}"
+                )
         fig = plot_fit(
             saved.law,
             saved.params,
@@ -566,6 +568,14 @@ def _allocate(args) -> int:
     from jaxlaws.io import load_fit
 
     saved = load_fit(args.fit)
+    if saved.law.name not in ("chinchilla", "data_constrained"):
+        hint = {"filtering_mixture": "; for pools use `jaxlaws mix`"}.get(saved.law.name, "")
+        if saved.law.simplex_inputs:
+            hint = "; for a data mixture use `jaxlaws propose`"
+        raise ValueError(
+            f"allocate needs a chinchilla or data_constrained fit; {args.fit} is a fit of "
+            f"{saved.law.name!r}{hint}"
+        )
     C = _budgets(args.compute, "--compute")
     U = _budgets(args.unique, "--unique") if args.unique else None
     if U is not None and len(U) not in (1, len(C)):
@@ -583,26 +593,30 @@ def _allocate(args) -> int:
     return 0
 
 
+def _pairs(text: str, flag: str) -> dict[str, float]:
+    """``NAME=VALUE,...`` as a mapping of numbers, each name once."""
+    out = {}
+    for part in text.split(","):
+        name, eq, value = (v.strip() for v in part.partition("="))
+        if not eq or not name:
+            raise ValueError(f"{flag} expects NAME=VALUE pairs separated by commas, got {part!r}")
+        if name in out:
+            raise ValueError(f"{flag} {text!r} gives {name!r} twice")
+        (out[name],) = _floats(value, f"{flag} {name}=")
+    return out
+
+
 def _points(args):
     """The inputs to predict at: ``--data FILE`` or ``--at INPUT=VALUE,...`` (repeatable)."""
     import pandas as pd
 
-    if (args.data is None) == (not args.at):
-        raise ValueError("give --data FILE or --at INPUT=VALUE,... (one or several --at), not both")
+    if args.data is not None and args.at:
+        raise ValueError("give --data FILE or --at INPUT=VALUE,..., not both")
+    if args.data is None and not args.at:
+        raise ValueError("give the points to predict at: --data FILE, or --at INPUT=VALUE,... (repeatable)")
     if args.data is not None:
         return _read_table(args.data)
-    rows = []
-    for spec in args.at:
-        row = {}
-        for part in spec.split(","):
-            name, eq, value = (v.strip() for v in part.partition("="))
-            if not eq or not name:
-                raise ValueError(f"--at expects INPUT=VALUE pairs separated by commas, got {part!r}")
-            if name in row:
-                raise ValueError(f"--at {spec!r} gives {name!r} twice")
-            (row[name],) = _floats(value, f"--at {name}=")
-        rows.append(row)
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame([_pairs(spec, "--at") for spec in args.at])
     table.index = pd.RangeIndex(1, len(table) + 1, name="at")
     return table
 
@@ -619,6 +633,24 @@ def _predict(args) -> int:
     if not 0 < args.level < 1:
         raise ValueError(f"--level must be between 0 and 1, got {args.level!r}")
     points = _points(args)
+    if args.at:  # scalar inputs only, named as the fit named them (or as the law does)
+        law = saved.law
+        if law.simplex_inputs or law.pool_params:
+            raise ValueError(
+                f"--at takes numbers; the law {law.name!r} takes a mixture or pools: give --data FILE "
+                "with the columns the fit read (a mixture's domains, or pool, samples and pool_size)"
+            )
+        known = {saved.record.get("columns", {}).get(n, n) for n in law.inputs} | set(law.inputs)
+        unknown = [c for c in points.columns if c not in known]
+        if unknown:
+            from jaxlaws.laws._law import suggest
+
+            same = [k for k in sorted(known) if k.lower() == unknown[0].lower()]
+            hint = f" (did you mean {same[0]!r}?)" if same else suggest(unknown[0], sorted(known))
+            raise ValueError(
+                f"--at names {unknown[0]!r}, which is not an input of the fit{hint}; its inputs are "
+                f"{list(law.inputs)}"
+            )
     pred = np.asarray(saved.predict(points))
     target = saved.record.get("columns", {}).get("target", saved.law.target)
     names = target if isinstance(target, list) else [target]
@@ -760,14 +792,7 @@ def _propose(args) -> int:
         raise ValueError(f"--plot and --output are the same file {plot}: give two names")
     if args.bootstrap is not None and args.bootstrap < 2:
         raise ValueError(f"--bootstrap needs at least 2 resamples, got {args.bootstrap}")
-    at = {}
-    for part in (args.at or "").split(","):
-        if not part.strip():
-            continue
-        name, eq, value = (v.strip() for v in part.partition("="))
-        if not eq:
-            raise ValueError(f"--at expects INPUT=VALUE pairs separated by commas, got {part!r}")
-        (at[name],) = _floats(value, f"--at {name}=")
+    at = _pairs(args.at, "--at") if args.at else {}
     kw = dict(
         budgets=_budgets(args.budgets, "--budgets") if args.budgets else None,
         at=at,
@@ -846,7 +871,11 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message):
         if "expected one argument" in message:
-            message += " (a value that starts with '-' needs '=', as in --compute=-1e22)"
+            import re
+
+            flag = re.search(r"argument (--[\w-]+)", message)
+            flag = flag.group(1) if flag else "--compute"
+            message += f" (a value that starts with '-' needs '=', as in {flag}=-1)"
         where = "" if self.prog == "jaxlaws" else f"{self.prog}: "
         raise ValueError(f"{where}{message} (see {self.prog} --help)")
 

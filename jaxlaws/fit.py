@@ -182,7 +182,9 @@ class FitResult:
     def summary(self) -> str:
         basins = f", {len(self.basins)} basins" if len(self.basins) > 1 else ""
         lines = [
-            f"law {self.law.name}, objective {self.objective} (delta {self.delta:g}), {self.n_points} points",
+            f"law {self.law.name}, objective {self.objective}"
+            + (f" (delta {self.delta:g})" if "huber" in self.objective else "")
+            + f", {self.n_points} points",
             f"objective value {self.value:.10e}, status {self.status}, "
             f"{self.n_best_basin} of {len(self.starts)} starts in the best basin "
             f"({self.n_polished} polished{basins}); {_rule_line(self)}",

@@ -210,7 +210,7 @@ CLI_CASES = [
     ("subset with data", FIT + ["--subset", "standard"], "--subset selects rows of a bundled --dataset"),
     ("chunk without group-by", FIT + ["--chunk", "8"], "--chunk sets groups per batched call"),
     ("compute empty item", ["allocate", "{fit}", "--compute", "1e20,,1e21"], "--compute has an empty item"),
-    ("compute negative", ["allocate", "{fit}", "--compute", "-1e22"], "needs '=', as in --compute=-1e22"),
+    ("compute negative", ["allocate", "{fit}", "--compute", "-1e22"], "needs '=', as in --compute=-1"),
     (
         "init a boolean",
         FIT + ["--starts", "init", "--init", '{"E": true, "A": 1, "B": 1, "alpha": 0.3, "beta": 0.3}'],

@@ -234,7 +234,7 @@ def test_cli_swarm_mistakes_are_one_line(capsys, swarm_files, extra, message):
         (["--max-epochs", "4"], "budgets (training tokens) are needed for repetition='cap'"),
         (["--max-epochs", "4", "--budgets", "1e9"], "needs unique_tokens"),
         (["--kl", "-1"], "kl must be a non-negative number"),
-        (["--at", "N"], "--at expects INPUT=VALUE pairs"),
+        (["--at", "N"], "--at expects NAME=VALUE pairs"),
         (["--bootstrap", "1"], "--bootstrap needs at least 2"),
         (["--unique", "web=1e8,web=1e11,*=1e9", "--budgets", "1e9"], "--unique gives 'web' twice"),
         (["--budgets", ""], "--budgets is empty"),
