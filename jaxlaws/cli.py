@@ -460,31 +460,30 @@ def _plot(args) -> int:
         args.fit,
         *saved.input_files(),
     )
+    if not 0 < args.level < 1:
+        raise ValueError(f"--level must be between 0 and 1, got {args.level!r}")
+    to = None
+    if args.extrapolate is not None:
+        if "=" in args.extrapolate:
+            to = _pairs(args.extrapolate, "--extrapolate")
+        else:
+            (to,) = _floats(args.extrapolate, "--extrapolate")
+        values = list(to.values()) if isinstance(to, dict) else [to]
+        if not all(0 < v < float("inf") for v in values):
+            raise ValueError(f"--extrapolate values must be finite and positive, got {args.extrapolate!r}")
+    mixture = bool(saved.law.simplex_inputs)
+    if mixture and (args.extrapolate or args.by):
+        raise ValueError("--extrapolate and --by are for laws off the simplex; use --domain here")
+    if not mixture and args.domain is not None:
+        raise ValueError(f"--domain is for mixture laws; {saved.law.name!r} has no input on the simplex")
     table = saved.data()
     columns = {k: v for k, v in saved.record.get("columns", {}).items() if k != "target"}
-    target = saved.record["columns"].get("target")
-    if saved.law.simplex_inputs:
+    target = saved.record.get("columns", {}).get("target")
+    if mixture:
         from jaxlaws.plot import plot_mixture
 
-        if args.extrapolate or args.by:
-            raise ValueError("--extrapolate and --by are for laws off the simplex; use --domain here")
         fig = plot_mixture(saved.law, saved.params, table, domain=args.domain, columns=columns, target=target)
     else:
-        if args.domain is not None:
-            raise ValueError(f"--domain is for mixture laws; {saved.law.name!r} has no input on the simplex")
-        if not 0 < args.level < 1:
-            raise ValueError(f"--level must be between 0 and 1, got {args.level!r}")
-        to = None
-        if args.extrapolate is not None:
-            if "=" in args.extrapolate:
-                to = _pairs(args.extrapolate, "--extrapolate")
-            else:
-                (to,) = _floats(args.extrapolate, "--extrapolate")
-            values = list(to.values()) if isinstance(to, dict) else [to]
-            if not all(0 < v < float("inf") for v in values):
-                raise ValueError(
-                    f"--extrapolate values must be finite and positive, got {args.extrapolate!r}"
-                )
         fig = plot_fit(
             saved.law,
             saved.params,
@@ -569,8 +568,10 @@ def _allocate(args) -> int:
 
     saved = load_fit(args.fit)
     if saved.law.name not in ("chinchilla", "data_constrained"):
-        hint = {"filtering_mixture": "; for pools use `jaxlaws mix`"}.get(saved.law.name, "")
-        if saved.law.simplex_inputs:
+        hint = ""
+        if saved.law.pool_params:
+            hint = "; for pools use `jaxlaws mix`"
+        elif saved.law.simplex_inputs:
             hint = "; for a data mixture use `jaxlaws propose`"
         raise ValueError(
             f"allocate needs a chinchilla or data_constrained fit; {args.fit} is a fit of "
@@ -673,6 +674,24 @@ def _predict(args) -> int:
     return 0
 
 
+def _pool_sizes(saved) -> list[float]:
+    """Each pool's size from the long table a pool fit was made from (``--sizes`` otherwise)."""
+    cols = saved.record.get("columns", {})
+    if not cols.get("pools"):
+        raise ValueError("give --sizes (unique samples per pool): the fit does not say its pools' sizes")
+    table = saved.data()
+    sizes = []
+    for label in cols["pools"]:
+        values = table.loc[table[cols["pool"]] == label, cols["pool_size"]].unique()
+        if len(values) != 1:
+            raise ValueError(
+                f"pool {label!r} has {len(values)} sizes in the fit's table ({values[:3].tolist()}): "
+                "give --sizes"
+            )
+        sizes.append(float(values[0]))
+    return sizes
+
+
 def _mix(args) -> int:
     import numpy as np
 
@@ -682,7 +701,7 @@ def _mix(args) -> int:
     saved = load_fit(args.fit)
     if saved.law.name != "filtering_mixture":
         raise ValueError(f"mix needs a filtering_mixture fit, got {saved.law.name!r}")
-    sizes = np.array(_floats(args.sizes, "--sizes"))
+    sizes = np.array(_floats(args.sizes, "--sizes") if args.sizes is not None else _pool_sizes(saved))
     pools = np.shape(saved.params.b)[-1] if np.ndim(saved.params.b) else 1
     if sizes.shape[0] != pools:
         raise ValueError(f"--sizes has {sizes.shape[0]} pools; the fit has {pools}")
@@ -1005,7 +1024,11 @@ def build_parser() -> argparse.ArgumentParser:
     pd_.set_defaults(func=_predict)
     m = sub.add_parser("mix", help="best sampling weights over data pools from a saved filtering_mixture fit")
     m.add_argument("fit", help="a saved filtering_mixture fit")
-    m.add_argument("--sizes", required=True, help="unique samples per pool, comma-separated")
+    m.add_argument(
+        "--sizes",
+        help="unique samples per pool, comma-separated (default: a fit from a long table of pool "
+        "runs takes each pool's size from it)",
+    )
     m.add_argument("--budgets", required=True, help="samples seen: a,b,... or lo:hi:count")
     m.add_argument("--names", help="pool names, comma-separated")
     m.add_argument("--output", help="write the table as CSV")

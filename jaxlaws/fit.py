@@ -24,7 +24,7 @@ from jaxlaws import solvers
 from jaxlaws.covariance import Covariance, basin_warning, covariance, covariance_by_output, paper_theta
 from jaxlaws.data import fitted_input_columns, prepare
 from jaxlaws.laws import Law
-from jaxlaws.problem import Layout, Problem, setup
+from jaxlaws.problem import MISSED, Layout, Problem, setup
 from jaxlaws.sharding import local_devices
 from jaxlaws.starts import draws_starts, make_starts
 
@@ -211,7 +211,12 @@ def _rule_line(r: FitResult) -> str:
         est = "too few converged starts to estimate the optima not yet seen"
     else:
         est = f"optima not yet seen {r.unseen:.2f} (lower than the best {r.missed:.3f})"
-    how = "the stopping rule held" if r.stopped_by_rule else "stopped without the rule holding"
+    if not r.stopped_by_rule:
+        how = "stopped without the rule holding"
+    elif np.isfinite(r.missed) and r.missed > MISSED:  # given starts: the plain rule
+        how = "the rule for given starts held (the best confirmed, a wider round found nothing lower)"
+    else:
+        how = "the stopping rule held"
     return f"{est}, {how}"
 
 

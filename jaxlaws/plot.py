@@ -1137,13 +1137,17 @@ def plot_proposals(proposal, *, level: float = 0.9, kl_index: int = 0, max_domai
             f"kl_index {kl_index} is out of range: the proposal has {len(proposal.kl)} strengths"
         )
     w = proposal.weights[kl_index]  # (B, k)
-    order = np.argsort(-w.max(axis=0), kind="stable")[:max_domains]
-    colors = dict(zip(order.tolist(), _palette(order.size)))
     samples = proposal.samples["weights"][:, kl_index] if proposal.samples is not None else None
     if samples is not None and samples.shape[0] >= 2:
         lo, hi = np.quantile(samples, [(1 - level) / 2, (1 + level) / 2], axis=0)
     else:
         lo = hi = None
+    # the domains with the largest weights (or upper bounds); those never above 0 left out
+    reach = w.max(axis=0) if hi is None else np.maximum(w.max(axis=0), hi.max(axis=0))
+    order = np.argsort(-reach, kind="stable")
+    n_zero = int(np.sum(reach <= 0))
+    order = (order[reach[order] > 0] if n_zero < len(order) else order)[:max_domains]
+    colors = dict(zip(order.tolist(), _palette(order.size)))
     rows = 2 if proposal.epochs is not None else 1
     ncols = 1 if order.size <= 16 else 2
     fig, axes = _figure(1, rows, size=(6.5 + 2.2 * ncols, 3.8 * rows))
@@ -1180,7 +1184,7 @@ def plot_proposals(proposal, *, level: float = 0.9, kl_index: int = 0, max_domai
         title = (
             "domain"
             if order.size == len(proposal.domains)
-            else f"top {order.size} of {len(proposal.domains)}"
+            else f"top {order.size} of {len(proposal.domains)}" + (f" ({n_zero} at 0)" if n_zero else "")
         )
         _legend_outside(ax, fontsize="small", ncols=ncols, title=title)
     band = f", {level:.0%} bootstrap intervals" if lo is not None else ""

@@ -532,7 +532,9 @@ def propose_mixture(
             per budget.
         metric_weights: weight of each predicted metric (default: their mean, ``1/m``
             each); a negative weight maximises a metric (an accuracy).
-        min_weight, max_weight: bounds on each domain's weight (a number or one per domain).
+        min_weight, max_weight: bounds on each domain's weight (a number, one per domain, or a
+            mapping of every domain's name to its value; likewise ``unique_tokens`` and
+            ``prior``).
         unique_tokens: unique tokens per domain ``U_i`` (for caps, pricing and the implied
             epochs).
         max_epochs: cap on passes over each domain (``w_i D <= max_epochs * U_i``).

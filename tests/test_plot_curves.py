@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import jaxlaws
 from jaxlaws import laws, plot
 from jaxlaws.propose import MixtureProposal
 
@@ -262,3 +263,14 @@ def test_bad_options_are_one_line(kwargs, error, fragment):
     with pytest.raises(error) as info:
         plot.plot_fit("chinchilla", HOFFMANN, _table(), **kwargs)
     assert type(info.value) is error and fragment in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_proposal_plot_leaves_out_domains_never_above_zero():
+    params = jaxlaws.laws.MixingExpParams(
+        c=np.array([1.5, 2.0]), t=np.array([[-2.0, -0.5, 0.3], [0.2, -1.5, -0.6]])
+    )
+    prop = jaxlaws.propose_mixture("mixing_exp", params, budgets=[1e9, 1e10])  # d2 at 0
+    fig = jaxlaws.plot.plot_proposals(prop)
+    legend = fig.axes[0].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["d1", "d0"]
+    assert legend.get_title().get_text() == "top 2 of 3 (1 at 0)"
