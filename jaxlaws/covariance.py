@@ -375,15 +375,7 @@ def covariance_by_output(prob, sub, xs, output_weights) -> Covariance:
     y = np.asarray(prob.data.y, np.float64).T[:, :, None]  # (outputs, rows, 1)
     fn = _linearise_fn(sub.law, sub.objective, layout, True, jax.default_backend())
     J, r, y_t, unit = (np.asarray(a, np.float64) for a in fn(theta, extra, inputs, y, frozen_values))
-    P_sub = layout.law_size
-    # output k's entries of the whole x: field by field, that field's k-th row
-    index = np.zeros((m, P_sub), int)
-    full0 = 0
-    for _, shape, _, sl in layout.free_fields():
-        per = math.prod(shape)
-        for k in range(m):
-            index[k, sl] = full0 + k * per + np.arange(per)
-        full0 += m * per
+    index = layout.output_index(m)  # output k's entries of the whole x
     labels = tuple(prob.layout.labels[: prob.layout.law_size])
     se = np.zeros(len(labels))
     blocks, flat, c2s = [], [], []

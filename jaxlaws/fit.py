@@ -563,19 +563,7 @@ def _fit_separable(
     m = len(tcols)
     if isinstance(starts, np.ndarray) and starts.ndim == 2 and starts.shape[1] == prob.layout.law_size:
         # starts of the whole law: each output's rows of every field are its own starts
-        full = np.asarray(starts, np.float64)
-        x0s = np.stack(
-            [
-                np.concatenate(
-                    [
-                        full[:, sl].reshape(len(full), m, -1)[:, k]
-                        for _, _, _, sl in prob.layout.free_fields()
-                    ],
-                    axis=1,
-                )
-                for k in range(m)
-            ]
-        )
+        x0s = np.asarray(starts, np.float64)[:, sub.layout.output_index(m)].transpose(1, 0, 2)
     else:
         x0s = make_starts(sub.law, sub.layout, starts, seed=seed, init=None)
     y = np.asarray(prob.data.y, np.float64).T[:, :, None]  # (outputs, rows, 1)
@@ -614,8 +602,12 @@ def _fit_separable(
     codes = np.asarray(sol.status)
     ow = np.asarray(prob.output_weights, np.float64)
 
+    index = sub.layout.output_index(m)
+
     def combine(xs):  # per-output optimiser coordinates (outputs, P_sub) -> the full x
-        return np.concatenate([xs[:, sl].ravel() for _, _, _, sl in sub.layout.free_fields()])
+        full = np.empty(index.size)
+        full[index] = xs
+        return full
 
     xs = np.asarray(sol.x)  # (outputs, starts, P_sub)
     x = combine(xs[np.arange(m), best])

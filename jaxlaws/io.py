@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -164,7 +165,7 @@ class SavedFit:
         d = prepare(self.law, data, columns=columns, require_target=False)
         return np.asarray(self.law(self.params, *d.inputs))
 
-    @property
+    @functools.cached_property
     def samples(self):
         """The bootstrap's converged parameter sets kept with the fit (``jaxlaws fit
         --bootstrap N --keep-samples``), stacked on a leading axis; ``None`` without them."""

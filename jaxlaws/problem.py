@@ -104,6 +104,19 @@ class Layout:
                 yield name, shape, c, slice(i, i + n)
                 i += n
 
+    def output_index(self, m: int) -> np.ndarray:
+        """For the one-output layout of a law fitted output by output (every field shaped
+        ``(outputs, ...)``): ``(m, size)``, where output ``k``'s coordinates sit in the whole
+        law's ``x`` (field by field, each field's rows output by output). ``x[index]`` splits
+        a whole ``x`` into the outputs'; ``x[index] = xs`` joins them."""
+        index = np.zeros((m, self.law_size), int)
+        start = 0
+        for _, shape, _, sl in self.free_fields():
+            per = math.prod(shape)
+            index[:, sl] = start + per * np.arange(m)[:, None] + np.arange(per)[None, :]
+            start += m * per
+        return index
+
     def box(self) -> solvers.Box:
         """Closed bounds on ``x`` from the constraints (nuisance parameters are free), and
         step caps: :data:`STEP_LOG` in log coordinates, ``STEP_LINEAR max(1, |x|)``

@@ -389,10 +389,9 @@ def _separable_solver(prob, data, point, weights, starts, seed, columns, solve) 
     sub = setup(
         prob.law, data, columns=columns, target=[tcols[0]], objective=prob.objective.name, delta=prob.delta
     )
-    fields = list(prob.layout.free_fields())
+    index = sub.layout.output_index(m)
     if isinstance(starts, str) and starts == "point":  # (outputs, starts, per-output coordinates)
-        per_output = np.concatenate([np.asarray(point.x)[sl].reshape(m, -1) for *_, sl in fields], axis=1)
-        first = per_output[:, None, :]
+        first = np.asarray(point.x)[index][:, None, :]
     else:
         given = np.asarray(make_starts(sub.law, sub.layout, starts, seed=seed, init=None))
         first = np.broadcast_to(given, (m,) + given.shape)
@@ -411,9 +410,8 @@ def _separable_solver(prob, data, point, weights, starts, seed, columns, solve) 
             **solve,
         )
         xb, fb, codes = (a.reshape((m, r) + a.shape[1:]) for a in _best(sol))  # table k * r + i
-        x = np.stack(
-            [np.concatenate([xb[:, i, sl].ravel() for *_, sl in sub.layout.free_fields()]) for i in range(r)]
-        )
+        x = np.empty((r, index.size))
+        x[:, index] = xb.transpose(1, 0, 2)  # each resample's outputs joined
         worst = np.where((codes != solvers.CONVERGED).any(axis=0), codes.max(axis=0), solvers.CONVERGED)
         return x, (ow[:, None] * fb).sum(axis=0), worst
 

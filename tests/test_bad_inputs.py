@@ -538,20 +538,6 @@ def test_an_argument_of_the_wrong_type_is_one_type_error_line(call, message):
     assert message in text and "\n" not in text, text
 
 
-def test_group_labels_na_and_none_are_labels(tmp_path, capsys):
-    table = GOOD.assign(g=np.where(GOOD.g == 0, "NA", "None")).astype({"g": object})
-    table.loc[[3], "g"] = ""
-    csv = tmp_path / "runs.csv"
-    table.to_csv(csv, index=False)
-    out = tmp_path / "fits.jsonl"
-    argv = ["fit", "--data", str(csv), "--law", "chinchilla", "--group-by", "g", "--output", str(out)]
-    assert main(argv + ["--starts", "8"]) == 0
-    err = capsys.readouterr().err
-    assert "1 row(s) with an empty group label (column 'g', first row 5)" in err
-    records = [json.loads(line) for line in out.read_text().splitlines()]
-    assert sorted(r["group"] for r in records) == ["NA", "None"]
-
-
 def test_a_closed_pipe_ends_the_command_quietly(files):
     """``jaxlaws allocate ... | head -1``: the reader goes away after one line."""
     import subprocess
@@ -567,9 +553,14 @@ def test_a_closed_pipe_ends_the_command_quietly(files):
     assert first.split()[:3] == [b"C", b"N", b"D"] and err == "", err
 
 
-def test_rows_with_an_empty_group_label_are_counted_and_left_out(tmp_path, capsys):
-    table = GOOD.astype({"g": object})
-    table.loc[[3, 4], "g"] = np.nan
+@pytest.mark.parametrize(
+    "labels, groups",
+    [((0, 1), [0, 1]), (("NA", "None"), ["NA", "None"])],
+    ids=["numbers", "NA and None are labels"],
+)
+def test_rows_with_an_empty_group_label_are_counted_and_left_out(tmp_path, capsys, labels, groups):
+    table = GOOD.assign(g=np.where(GOOD.g == 0, *labels)).astype({"g": object})
+    table.loc[[3, 4], "g"] = np.nan  # written as an empty cell
     csv = tmp_path / "runs.csv"
     table.to_csv(csv, index=False)
     out = tmp_path / "fits.jsonl"
@@ -579,7 +570,7 @@ def test_rows_with_an_empty_group_label_are_counted_and_left_out(tmp_path, capsy
     assert "jaxlaws: warning: 2 row(s) with an empty group label (column 'g', first row 5)" in err
     assert "Traceback" not in err
     records = [json.loads(line) for line in out.read_text().splitlines()]
-    assert sorted(r["group"] for r in records) == [0, 1] and records[0]["n_points"] == 6
+    assert sorted(r["group"] for r in records) == groups and records[0]["n_points"] == 6
 
 
 def test_a_fit_that_does_not_converge_says_so_and_exits_3(tmp_path, capsys):

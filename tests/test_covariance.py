@@ -10,31 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import integrate, optimize, stats
+from synthetic import POWER
 
 import jaxlaws
 from jaxlaws import constraints
 from jaxlaws.covariance import huber_efficiency
 from jaxlaws.io import fit_record
 
-
-class PowerParams(NamedTuple):
-    E: jnp.ndarray
-    A: jnp.ndarray
-    alpha: jnp.ndarray
-
-
-def power_law(p, x):
-    return p.E + p.A * x ** (-p.alpha)
-
-
-POWER = jaxlaws.Law(
-    name="power",
-    fn=power_law,
-    params=PowerParams,
-    inputs=("x",),
-    target="y",
-    constraints=PowerParams(E=constraints.positive, A=constraints.positive, alpha=constraints.positive),
-)
 POWER_GRID = {"E": [0.5, 2.0], "A": [10.0, 1000.0], "alpha": [0.1, 0.5]}
 
 

@@ -1,36 +1,15 @@
 """The fit front function: custom laws, statuses, bad input, extrapolation."""
 
-from typing import NamedTuple
-
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
 from scipy_reference import best_of
+from synthetic import POWER
 
 import jaxlaws
-from jaxlaws import constraints, laws
+from jaxlaws import laws
 from jaxlaws.extrapolation import extrapolate
-
-
-class PowerParams(NamedTuple):
-    E: jnp.ndarray
-    A: jnp.ndarray
-    alpha: jnp.ndarray
-
-
-def power_law(p, x):
-    return p.E + p.A * x ** (-p.alpha)
-
-
-POWER = jaxlaws.Law(
-    name="power",
-    fn=power_law,
-    params=PowerParams,
-    inputs=("x",),
-    target="y",
-    constraints=PowerParams(E=constraints.positive, A=constraints.positive, alpha=constraints.positive),
-)
 
 
 def power_data(seed=0):
