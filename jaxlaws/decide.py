@@ -11,7 +11,6 @@ weights over pools that minimise the predicted error at a budget of samples
 
 from __future__ import annotations
 
-from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -19,7 +18,6 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from jaxlaws import solvers
 from jaxlaws.fit import FitResult
 from jaxlaws.laws import (
     ChinchillaParams,
@@ -33,7 +31,6 @@ from jaxlaws.laws import (
     filtering_mixture,
     max_passes_for,
 )
-from jaxlaws.sharding import local_devices, map_batch, pad_batch
 
 __all__ = [
     "allocate",
@@ -449,38 +446,6 @@ def simplex_grid(n_pools: int, step: float = 0.05) -> np.ndarray:
     return np.array(rec(n_pools, m), dtype=np.float64) / m
 
 
-def _mixture_objective(params, sizes, form, max_passes):
-    def error(w, n):
-        return filtering_mixture(params, n, sizes, w, form=form, max_passes=max_passes)
-
-    return error
-
-
-@partial(jax.jit, static_argnames=("form", "max_passes", "max_steps"))
-def _optimize(params, sizes, n, starts, *, form, max_passes, max_steps):
-    """One independent problem per row: ``params`` (a leading batch axis on every field) at
-    budget ``n[i]``, so a sweep over budgets and parameter sets shards like any batch."""
-
-    def one(p, nb):
-        error = _mixture_objective(p, sizes, form, max_passes)
-
-        def f(z):  # log error in softmax coordinates; log(y - d) is the smooth part of Eq. 3
-            y = error(jax.nn.softmax(z), nb)
-            return jnp.log(y - p.d) if form == "paper" else jnp.log(y)
-
-        fgh = solvers.newton_fgh(f)
-        sol = jax.vmap(lambda z0: solvers.levenberg_marquardt(fgh, z0, max_steps=max_steps, ftol=1e-12))(
-            starts
-        )
-        f_ok = jnp.where(jnp.isfinite(sol.f), sol.f, jnp.inf)
-        i = jnp.argmin(f_ok)
-        w = jax.nn.softmax(sol.x[i])
-        topk = jax.vmap(lambda wk: error(wk, nb))(topk_weights(sizes.shape[-1]))
-        return w, error(w, nb), topk, sol.steps[i]
-
-    return jax.vmap(one)(params, n)
-
-
 def _check_mixture(params, sizes, n, weights=None):
     """One-line errors for a mixture decision's inputs: finite positive pool sizes and
     budgets, one ``b`` and ``tau`` per pool (``tau > 0``), weights on the simplex."""
@@ -534,33 +499,33 @@ def optimize_mixture(
     n,
     *,
     form: str = "paper",
-    n_random: int = 8,
+    starts: int = 2,
     seed: int = 0,
-    max_steps: int = 200,
+    max_steps: int = 100,
     max_passes: int | None = None,
     devices: int | None = None,
 ) -> MixtureDecision:
     """Sampling weights over pools that minimise the predicted error at each budget.
 
-    For each budget ``n`` (samples seen), minimises ``filtering_mixture(params, n, sizes, w)``
-    over the simplex by Levenberg-Marquardt steps on softmax logits from several starts: the
-    authors' top-k uniform mixtures, the uniform mixture and ``n_random`` Dirichlet draws.
-    All budgets and starts run in one batched call.
+    A thin layer on :func:`~jaxlaws.propose_mixture`, the one mixture-decision engine: for
+    each budget ``n`` (samples seen) it minimises ``filtering_mixture(params, n, sizes, w)``
+    over the simplex, exactly across the law's kinks (a pool completing a pass), and
+    evaluates the authors' top-k strategy beside it. All budgets run in one batched call.
 
     Args:
         params: fitted :class:`~jaxlaws.laws.FilteringMixtureParams` (pools in quality
             order, best first, for the top-k comparison). A stack of parameter sets (``b``
-            of shape ``(S, P)``, e.g. bootstrap samples) gives the decision for each, in one
-            batched call: fields of the result gain a leading axis ``S``.
+            of shape ``(S, P)``, e.g. bootstrap samples) gives the decision for each (one
+            call per set, compiled once): fields of the result gain a leading axis ``S``.
         sizes: unique samples per pool, ``(P,)``.
         n: budget(s) in samples seen.
         form: the law's form (``"paper"`` or ``"reference_code"``).
-        n_random: random starts per budget (drawn from ``seed``).
-        max_steps: solver steps per start.
-        max_passes: passes summed exactly (default: enough for the largest budget).
-        devices: shard the (parameter set, budget) pairs across this many local devices
-            (default: all); results agree to rounding whatever the number
-            (:mod:`jaxlaws.sharding`).
+        starts: starts solved per budget: the lowest of the uniform mixture, the top-k
+            mixtures and Dirichlet draws (from ``seed``).
+        max_steps: Newton steps per start.
+        max_passes: passes summed term by term (default: enough for the largest budget).
+        devices: split the budgets across this many local devices (default: all); results
+            agree to rounding whatever the number (:mod:`jaxlaws.sharding`).
 
     Returns:
         A :class:`MixtureDecision`: the best weights and error per budget, and the errors
@@ -569,9 +534,12 @@ def optimize_mixture(
     References:
         Goyal et al. 2024, Sections 4-5 (top-k pools); ``LAWS.md`` section 3.
     """
+    from jaxlaws.laws.filtering import FILTERING_MIXTURE
+    from jaxlaws.propose import propose_mixture
+
     sizes, n = _check_mixture(params, sizes, n)
     for name, value, least in (
-        ("n_random", n_random, 0),
+        ("starts", starts, 1),
         ("max_steps", max_steps, 1),
         ("max_passes", max_passes, 2),
     ):
@@ -579,44 +547,42 @@ def optimize_mixture(
             isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least
         ):
             raise ValueError(f"{name} must be a whole number >= {least}, got {value!r}")
-    P = sizes.shape[-1]
     if max_passes is None:
         max_passes = max_passes_for(np.max(np.asarray(n)) / np.min(np.asarray(sizes)) + 1)
-    floor = 1e-12
-    deterministic = jnp.log(jnp.maximum(jnp.concatenate([topk_weights(P), jnp.full((1, P), 1.0 / P)]), floor))
-    rng = np.random.default_rng(seed)
-    random = jnp.log(jnp.asarray(rng.dirichlet(np.ones(P), size=n_random)))
-    starts = jnp.concatenate([deterministic, random])
-    params = type(params)(*(jnp.asarray(v, jnp.float64) for v in params))
-    stacked = params.b.ndim == 2  # a stack of parameter sets; shared fields broadcast to it
-    S = params.b.shape[0] if stacked else 1
+    law = FILTERING_MIXTURE.with_options(form=form, max_passes=int(max_passes))
+    params = type(params)(*(np.asarray(v, np.float64) for v in params))
+    stacked = params.b.ndim == 2
     per_pool = {"a", "b", "tau"}
-    params = type(params)(
-        *(
-            v if stacked and v.ndim == (2 if name in per_pool else 1) else jnp.broadcast_to(v, (S, *v.shape))
-            for name, v in zip(params._fields, params)
+    S = params.b.shape[0] if stacked else 1
+
+    def one_set(i):
+        if not stacked:
+            return params
+        return type(params)(
+            *(
+                v[i] if v.ndim == (2 if name in per_pool else 1) else v
+                for name, v in zip(params._fields, params)
+            )
         )
-    )
-    # one row per (parameter set, budget) pair, padded for the devices
-    B = n.shape[0]
-    devs = local_devices(devices)
-    rows = jax.tree_util.tree_map(lambda v: jnp.repeat(v, B, axis=0), params)
-    rows = jax.tree_util.tree_map(lambda v: pad_batch(v, len(devs))[0], rows)
-    n_rows = pad_batch(jnp.tile(n, S), len(devs))[0]
-    static = dict(form=form, max_passes=int(max_passes), max_steps=int(max_steps))
-    out = map_batch(_optimize, (rows, sizes, n_rows, starts), (True, False, True, False), devs, **static)
-    w, err, topk, steps = (jnp.reshape(a[: S * B], (S, B, *a.shape[1:])) for a in out)
+
+    out = []
+    for i in range(S):
+        prop = propose_mixture(
+            law,
+            one_set(i),
+            budgets=np.asarray(n),
+            unique_tokens=np.asarray(sizes),
+            starts=starts,
+            seed=seed,
+            max_steps=max_steps,
+            devices=devices,
+        )
+        out.append((prop.weights[0], prop.metrics[0, :, 0], prop.topk_objective[0], prop.steps[0]))
+    w, err, topk, steps = (jnp.asarray(np.stack(a)) for a in zip(*out))
     if stacked:
         n = jnp.broadcast_to(n, err.shape)
     else:
         w, err, topk, steps = w[0], err[0], topk[0], steps[0]
-    bad = ~np.isfinite(np.asarray(err))
-    if bad.any():
-        budget = float(np.broadcast_to(np.asarray(n), bad.shape)[bad][0])
-        raise ValueError(
-            f"the predicted error is not finite at a budget of {budget:g} samples: the budget is "
-            "too far below the pools' sizes for these parameters"
-        )
     return MixtureDecision(n, w, err, topk, jnp.argmin(topk, axis=-1) + 1, steps)
 
 

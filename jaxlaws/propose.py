@@ -44,6 +44,7 @@ import pandas as pd
 from jaxlaws.laws import Law
 from jaxlaws.laws.data_constrained import _repetitions, _saturating
 from jaxlaws.progress import in_chunks
+from jaxlaws.sharding import local_devices, map_batch, padded_size
 
 __all__ = ["MixtureProposal", "propose_mixture", "project_capped_simplex", "R_STAR"]
 
@@ -65,6 +66,10 @@ ACTIVE_EPS = 1e-2
 FLAT_RTOL = 1e-15
 
 STATUS = ("converged", "max_steps", "not_finite")
+
+#: Candidate starts per start solved: ``SCREEN * starts`` Dirichlet draws are evaluated and
+#: the ``starts`` lowest (with the uniform mixture) are solved.
+SCREEN = 4
 
 
 # ----------------------------------------------------------------------------------------
@@ -131,74 +136,173 @@ def _kkt(w, g, f, lo, hi, scale):
     return jnp.max(jnp.abs(w - y)), flat
 
 
-def _solve(fun, w0, lo, hi, *, max_steps, xtol):
-    """Minimise ``fun`` over the capped simplex from ``w0``: ``(w, f, steps, status, kkt)``."""
+#: Step lengths tried at once along a Newton direction (1, 1/2, ..., 1/32); the longest
+#: that meets the Armijo condition is taken. Where none does, the damping grows.
+TRIAL_STEPS = 6
+
+
+def _solve(fun, w0, lo, hi, width=None, *, max_steps, xtol):
+    """Minimise ``fun`` over the capped simplex ``{sum w = 1, lo <= w <= hi}`` from ``w0``:
+    ``(w, f, steps, status, kkt)``.
+
+    One bounded loop of one step function (as optimistix's solvers): each step takes the
+    gradient and Hessian at the current point and either moves it by a projected Newton
+    step (binding coordinates to their bound, a Newton step with the sum constraint on the
+    free ones, eigenvalues of the reduced Hessian made positive by Levenberg-Marquardt
+    damping, and the longest of :data:`TRIAL_STEPS` step lengths, tried at once, that meets
+    the Armijo condition), or, at a stationary point, decides what comes next.
+
+    ``width``, for a law kinked at whole passes (:attr:`~jaxlaws.laws.Law.passes`): kinks
+    in ``w_i`` at every multiple of ``width[i]`` (``inf``: none). Between kinks the law is
+    smooth, so the box splits into pieces ``J_i width_i <= w_i <= (J_i + 1) width_i``, on
+    each of which the problem is the smooth one above. A kink is a valley (a pass is worth
+    less than the one before), so optima sit on kinks. Stage 0 takes Newton steps on the
+    whole box whose model adds the kinks' curvature (each partial's jump at the next kink,
+    spread over a piece), which brings ``w0`` to within a fraction of a piece of the
+    optimum; stage 1 solves on the piece holding that point, derivatives taken a few
+    hundred ulps inside the piece (so a coordinate on its face gets the piece's one-sided
+    derivative). At the piece's optimum it compares the one-sided derivatives: where moving
+    mass from the coordinate with the largest left derivative ``g-`` to the one with the
+    smallest right derivative ``g+`` lowers the objective (``g-_j > g+_i``), every
+    coordinate on a face that takes part moves to the neighbouring piece and the solve goes
+    on from the same point (so the objective never rises); it stops when no move gains. The
+    optimum then meets the exact first-order condition of the kinked problem,
+    ``max g- <= min g+`` over the coordinates that can move down and up, and ``kkt`` is that
+    condition's violation over the Hessian's scale (without kinks, the length of the scaled
+    projected-gradient step; 0 at a KKT point).
+    """
+    k_dim = w0.shape[0]
     fixed = hi <= lo  # a domain held at one value: its derivatives may be infinite there
-
-    def vg(w):
-        f, g = jax.value_and_grad(fun)(w)
-        return f, jnp.where(fixed, 0.0, g)
-
-    def hess(w):
-        H = jax.hessian(fun)(w)
-        return jnp.where(fixed[:, None] | fixed[None, :], 0.0, H)
-
-    w0 = project_capped_simplex(w0, lo, hi)
-    f0, g0 = vg(w0)
+    kinks = width is not None
+    if kinks:
+        kinked = jnp.isfinite(width)
+        h = jnp.where(kinked, width, 1.0)
+        # far inside a piece (>= 1e-11 of its width) and far above rounding (>= 1e-14 of w)
+        eps = jnp.where(kinked, jnp.minimum(jnp.maximum(1e-11 * h, 1e-14), 0.25 * h), 0.0)
+        coarse = jnp.where(jnp.any(kinked), 0.1 * jnp.min(h), xtol)  # a tenth of a piece
+        max_moves = 4 * k_dim + 8
+    else:
+        kinked, h, eps, coarse, max_moves = jnp.zeros(k_dim, bool), jnp.ones(k_dim), jnp.zeros(k_dim), xtol, 0
+    g_of = jax.grad(fun)
+    trial = 0.5 ** jnp.arange(TRIAL_STEPS, dtype=w0.dtype)
 
     def cond(s):
-        w, f, g, lam, k, done = s
-        return (~done) & (k < max_steps)
+        return (~s["done"]) & (s["k"] < max_steps) & (s["moves"] <= max_moves)
 
     def body(s):
-        w, f, g, lam, k, _ = s
-        H = hess(w)
+        w, f, J, lam, stage = s["w"], s["f"], s["J"], s["lam"], s["stage"]
+        whole = stage == 0
+        plo = jnp.where(kinked & ~whole, jnp.maximum(lo, J * h), lo)
+        phi = jnp.maximum(jnp.where(kinked & ~whole, jnp.minimum(hi, (J + 1.0) * h), hi), plo)
+        face_lo, face_hi = kinked & (plo > lo), kinked & (phi < hi)
+        v = jnp.clip(w, jnp.where(face_lo, plo + eps, -jnp.inf), jnp.where(face_hi, phi - eps, jnp.inf))
+        H, g = jax.jacfwd(lambda x: (g_of(x), g_of(x)), has_aux=True)(v)
+        if kinks:
+            # one-sided partials: at the kink above w in stage 0 (the kinks' curvature), at
+            # w itself in stage 1 (the test for a move)
+            centre = jnp.where(whole, (jnp.floor(w / h) + 1.0) * h, w)
+            sides = jax.vmap(g_of)(jnp.stack([centre + eps, centre - eps]))
+            gp, gm = sides[0], sides[1]
+            jump = jnp.where(kinked, jnp.maximum(gp - gm, 0.0) / h, 0.0)
+            H = H + jnp.diag(jnp.where(whole, jump, 0.0))
+        H = jnp.where(fixed[:, None] | fixed[None, :], 0.0, H)
+        g = jnp.where(fixed, 0.0, g)
         scale = jnp.maximum(jnp.max(jnp.abs(jnp.diag(H))), 1e-300)
-        y = project_capped_simplex(w - g / scale, lo, hi)
-        eps = jnp.minimum(ACTIVE_EPS, jnp.max(jnp.abs(w - y)))
-        at_lo = (w <= lo + eps) & (y <= lo)
-        at_hi = (w >= hi - eps) & (y >= hi)
+        step, flat = _kkt(w, g, f, plo, phi, scale)
+
+        # the Newton step on the current box
+        y = project_capped_simplex(w - g / scale, plo, phi)
+        act = jnp.minimum(ACTIVE_EPS, jnp.max(jnp.abs(w - y)))
+        at_lo = (w <= plo + act) & (y <= plo)
+        at_hi = (w >= phi - act) & (y >= phi)
         free = ~(at_lo | at_hi)
         # binding coordinates go to their bound; the free ones keep the sum and take the
         # Newton step of the rest, on the subspace that keeps both
-        delta = jnp.where(at_lo, lo - w, jnp.where(at_hi, hi - w, 0.0))
+        delta = jnp.where(at_lo, plo - w, jnp.where(at_hi, phi - w, 0.0))
         n_free = jnp.maximum(jnp.sum(free).astype(w.dtype), 1.0)
         base = delta + jnp.where(free, -jnp.sum(delta) / n_free, 0.0)
         d, newton = _reduced_direction(g + H @ base, H, free, lam)
         d = base + d
-
-        def ls_cond(c):
-            t, wt, ft, ok, i = c
-            return (~ok) & (i < 40)
-
-        def ls_body(c):
-            t, _, _, _, i = c
-            wt = project_capped_simplex(w + t * d, lo, hi)
-            ft = fun(wt)
-            ok = jnp.isfinite(ft) & (ft <= f + 1e-4 * jnp.dot(g, wt - w))
-            return jnp.where(ok, t, 0.5 * t), wt, ft, ok, i + 1
-
-        t, wt, ft, ok, _ = jax.lax.while_loop(ls_cond, ls_body, (1.0, w, f, False, 0))
-        moved = jnp.max(jnp.abs(wt - w))
-        w_new = jnp.where(ok, wt, w)
-        f_new = jnp.where(ok, ft, f)
-        g_new = jnp.where(ok, vg(w_new)[1], g)
-        grow = (~ok) | (~newton)
-        lam_new = jnp.where(grow, jnp.maximum(lam * 100.0, 1e-6), jnp.where(t == 1.0, lam * 0.1, lam))
+        wt = jax.vmap(lambda t: project_capped_simplex(w + t * d, plo, phi))(trial)
+        ft = jax.vmap(fun)(wt)
+        # Armijo, with the rounding of f as slack: near a minimum the gain of a step is below
+        # what f resolves, and the gradient still steers it
+        slack = 4.0 * jnp.finfo(f.dtype).eps * jnp.abs(f)
+        armijo = jnp.isfinite(ft) & (ft <= f + 1e-4 * (wt - w) @ g + slack)
+        # flat to rounding: stationary, unless a short full Newton step is still accepted
+        # (near a smooth minimum the gradient resolves w far below what f resolves)
+        converging = armijo[0] & (jnp.max(jnp.abs(wt[0] - w)) <= 1e-6)
+        stationary = (step <= jnp.where(whole, coarse, xtol)) | (flat & ~converging)
+        ok = jnp.any(armijo) & ~stationary
+        i = jnp.argmax(armijo)
+        moved = jnp.max(jnp.abs(wt[i] - w))
+        grow = (~jnp.any(armijo)) | (~newton)
+        lam_new = jnp.where(grow, jnp.maximum(lam * 100.0, 1e-6), jnp.where(i == 0, lam * 0.1, lam))
         lam_new = jnp.where(lam_new < 1e-14, 0.0, lam_new)
-        step_small = ok & (moved <= xtol)
-        step, flat = _kkt(w_new, g_new, f_new, lo, hi, scale)
-        stationary = (step <= xtol) | flat
-        stuck = (~ok) & (lam_new > 1e12)
-        done = step_small | stationary | stuck | ~jnp.isfinite(f_new)
-        return w_new, f_new, g_new, lam_new, k + 1, done
+        stuck = (~ok) & ~stationary & (lam_new > 1e12)
 
-    init = (w0, f0, g0, 0.0, 0, ~jnp.isfinite(f0))
-    w, f, g, lam, k, done = jax.lax.while_loop(cond, body, init)
-    scale = jnp.maximum(jnp.max(jnp.abs(jnp.diag(hess(w)))), 1e-300)
-    kkt, flat = _kkt(w, g, f, lo, hi, scale)
-    status = jnp.where(~jnp.isfinite(f), 2, jnp.where((kkt <= 1e3 * xtol) | flat, 0, 1))
-    return w, f, k, status, kkt
+        # at a stationary point: stage 0 hands over to the pieces; stage 1 moves to the
+        # neighbouring pieces where the one-sided derivatives say it gains, else stops
+        out = dict(s)
+        if kinks:
+            # a coordinate within rounding of its bound cannot move across it
+            can_up, can_dn = w < hi - WEIGHT_FLOOR, w > lo + WEIGHT_FLOOR
+            best_up = jnp.min(jnp.where(can_up, gp, jnp.inf))
+            best_dn = jnp.max(jnp.where(can_dn, gm, -jnp.inf))
+            gap = best_dn - best_up
+            viol = jnp.maximum(jnp.where(jnp.isfinite(gap), gap, 0.0), 0.0)
+            flat_k = viol * jnp.max(hi - lo) <= FLAT_RTOL * jnp.abs(f)
+            tol = 1e-10 * jnp.maximum(jnp.max(jnp.abs(gp)), jnp.max(jnp.abs(gm)))
+            top = face_hi & (w >= phi - 1e-9 * h) & (gp < best_dn - tol)
+            bottom = face_lo & (w <= plo + 1e-9 * h) & (gm > best_up + tol)
+            move = jnp.any(top | bottom)
+            # stage 0 hands over once within a tenth of a piece (stationary at that scale,
+            # or its steps that short, or its line search failing near a kink)
+            w_new = jnp.where(ok, wt[i], w)
+            handover = whole & (stationary | (ok & (moved <= coarse)) | ~jnp.any(armijo) | stuck)
+            piece_end = ~whole & stationary
+            J_here = jnp.where(kinked, jnp.floor(w_new / h + 1e-9), 0.0)
+            J_moved = J + top.astype(J.dtype) - bottom.astype(J.dtype)
+            out["J"] = jnp.where(handover, J_here, jnp.where(piece_end, J_moved, J))
+            out["stage"] = jnp.where(handover, 1, stage)
+            out["moves"] = s["moves"] + (piece_end & move).astype(jnp.int32)
+            finished = piece_end & ~move
+            stuck = stuck & ~whole
+            out["kkt"] = jnp.where(piece_end, jnp.where(flat_k, 0.0, viol / scale), step)
+            out["flat"] = piece_end & flat_k
+            out["lam"] = jnp.where(stationary | handover, 0.0, lam_new)
+        else:
+            finished = stationary
+            out["kkt"], out["flat"] = step, flat
+            out["lam"] = jnp.where(stationary, lam, lam_new)
+        out["w"] = jnp.where(ok, wt[i], w)
+        out["f"] = jnp.where(ok, ft[i], f)
+        out["k"] = s["k"] + (~stationary).astype(jnp.int32)
+        # a full Newton step this short has converged (a short step after backtracking has not)
+        small = ok & (i == 0) & (moved <= xtol) & ((stage == 1) if kinks else True)
+        out["done"] = finished | stuck | ~jnp.isfinite(out["f"]) | small
+        return out
+
+    w0 = project_capped_simplex(w0, lo, hi)
+    f0 = fun(w0)
+    init = dict(
+        w=w0,
+        f=f0,
+        J=jnp.zeros_like(w0),
+        lam=jnp.zeros((), w0.dtype),
+        stage=jnp.zeros((), jnp.int32),
+        k=jnp.zeros((), jnp.int32),
+        moves=jnp.zeros((), jnp.int32),
+        done=~jnp.isfinite(f0),
+        kkt=jnp.asarray(jnp.inf, w0.dtype),
+        flat=jnp.zeros((), bool),
+    )
+    s = jax.lax.while_loop(cond, body, init)
+    ok = (s["kkt"] <= 1e3 * xtol) | s["flat"]
+    if kinks:
+        ok = ok & (s["stage"] == 1) & s["done"]
+    status = jnp.where(~jnp.isfinite(s["f"]), 2, jnp.where(ok, 0, 1))
+    return s["w"], s["f"], s["k"], status, s["kkt"]
 
 
 # ----------------------------------------------------------------------------------------
@@ -210,7 +314,8 @@ def _predict(law, spec, w, params, budget, fixed, priced, unique, r_star):
     """The law's predicted metrics at mixture ``w``, shape ``(m,)``.
 
     ``spec`` says, per law input in order, ``"mix"`` (the simplex input), ``"budget"`` (fed
-    the token budget) or ``"fixed"`` (the next value of ``fixed``). Where ``priced`` is set,
+    the token budget), ``"unique"`` (fed the unique tokens or items per domain, a pool
+    law's sizes) or ``"fixed"`` (the next value of ``fixed``). Where ``priced`` is set,
     repetition is priced in by effective data per domain (Muennighoff et al. 2023).
     """
     seen = w * budget
@@ -225,6 +330,8 @@ def _predict(law, spec, w, params, budget, fixed, priced, unique, r_star):
             args.append(h[None, :])
         elif kind == "budget":
             args.append(jnp.reshape(tokens, (1,)))
+        elif kind == "unique":
+            args.append(unique[None, :])
         else:
             args.append(jnp.reshape(fixed[j], (1,)))
             j += 1
@@ -242,29 +349,85 @@ def _objective(law, spec):
     return fun
 
 
-@partial(jax.jit, static_argnames=("law", "spec", "max_steps"))
 def _batch(
-    params, budget, fixed, priced, lam, lo, hi, starts, prior, unique, omega, r_star, *, law, spec, max_steps
+    params,
+    budget,
+    fixed,
+    priced,
+    lam,
+    lo,
+    hi,
+    starts,
+    prior,
+    unique,
+    omega,
+    r_star,
+    *,
+    law,
+    spec,
+    max_steps,
+    n_starts,
+    n_topk,
 ):
-    """One problem per leading row of ``params, budget, fixed, priced, lam, lo, hi, starts``,
-    from each of its starts (``starts``: ``(problems, starts, k)``); the best start's result
-    per problem."""
+    """One problem per leading row of ``params, budget, fixed, priced, lam, lo, hi, starts``.
+
+    ``starts`` holds candidate starts per problem ``(problems, C, k)``; the ``n_starts``
+    with the lowest objective (the first candidate, the uniform mixture, always among them)
+    are solved, and the best result is kept. For a law kinked at whole passes
+    (:attr:`Law.passes`) every start is solved piece by piece (:func:`_solve`), and the
+    objective at the ``n_topk`` top-k mixtures (the first ``k`` domains mixed uniformly)
+    is returned beside it.
+    """
     fun = _objective(law, spec)
+    n_problems, n_cand, k = starts.shape
 
-    def one(p, b, fx, pr, la, low, up, x0):
-        def f(w):
-            return fun(w, p, b, fx, pr, la, prior, unique, omega, r_star)
+    def f_at(p, b, fx, pr, la, w):
+        return fun(w, p, b, fx, pr, la, prior, unique, omega, r_star)
 
-        w, fv, steps, status, kkt = jax.vmap(
-            lambda w0: _solve(f, w0, low, up, max_steps=max_steps, xtol=1e-10)
-        )(x0)
-        fok = jnp.where(jnp.isfinite(fv), fv, jnp.inf)
-        i = jnp.argmin(fok)
-        same = jnp.sum(jnp.abs(fok - fok[i]) <= 1e-9 * jnp.maximum(jnp.abs(fok[i]), 1e-300))
-        metrics = _predict(law, spec, w[i], p, b, fx, pr, unique, r_star)
-        return w[i], fv[i], metrics, steps[i], status[i], kkt[i], same
+    def each(tree, times):  # every problem's row repeated for each of its starts
+        return jax.tree_util.tree_map(lambda a: jnp.repeat(a, times, axis=0), tree)
 
-    return jax.vmap(one)(params, budget, fixed, priced, lam, lo, hi, starts)
+    per_problem = (params, budget, fixed, priced, lam)
+    x0 = jax.vmap(project_capped_simplex)(starts.reshape(-1, k), *each((lo, hi), n_cand))
+    x0 = x0.reshape(n_problems, n_cand, k)
+    if n_cand > n_starts:  # screen the candidates by their objective; the first always stays
+        fc = jax.vmap(f_at)(*each(per_problem, n_cand), x0.reshape(-1, k)).reshape(n_problems, n_cand)
+        fc = jnp.where(jnp.isfinite(fc), fc, jnp.inf).at[:, 0].set(-jnp.inf)
+        x0 = jnp.take_along_axis(x0, jnp.argsort(fc, axis=1)[:, :n_starts, None], axis=1)
+
+    def solve(p, b, fx, pr, la, low, up, w0):
+        width = jnp.where(pr, jnp.inf, unique / b) if law.passes is not None else None
+        return _solve(partial(f_at, p, b, fx, pr, la), w0, low, up, width, max_steps=max_steps, xtol=1e-10)
+
+    # one flat batch of (problem, start) pairs: one level of vmap traces and compiles fastest
+    w, fv, steps, status, kkt = (
+        a.reshape(n_problems, n_starts, *a.shape[1:])
+        for a in jax.vmap(solve)(*each((*per_problem, lo, hi), n_starts), x0.reshape(-1, k))
+    )
+    fok = jnp.where(jnp.isfinite(fv), fv, jnp.inf)
+    i = jnp.argmin(fok, axis=1)
+    best = fok[jnp.arange(n_problems), i]
+    same = jnp.sum(jnp.abs(fok - best[:, None]) <= 1e-9 * jnp.maximum(jnp.abs(best), 1e-300)[:, None], axis=1)
+
+    def pick(a):
+        return a[jnp.arange(n_problems), i]
+
+    w_best = pick(w)
+    metrics = jax.vmap(lambda p, b, fx, pr, wb: _predict(law, spec, wb, p, b, fx, pr, unique, r_star))(
+        params, budget, fixed, priced, w_best
+    )
+    if n_topk:
+        rows = jnp.tile(_topk_rows(k)[:n_topk], (n_problems, 1))
+        topk = jax.vmap(f_at)(*each(per_problem, n_topk), rows).reshape(n_problems, n_topk)
+    else:
+        topk = jnp.zeros((n_problems, 0))
+    return w_best, pick(fv), metrics, pick(steps), pick(status), pick(kkt), same, topk
+
+
+def _topk_rows(k: int) -> jnp.ndarray:
+    """Rows ``1..k``: the first ``r`` domains mixed uniformly (Goyal et al.'s top-k pools)."""
+    r = jnp.arange(1, k + 1, dtype=jnp.float64)[:, None]
+    return jnp.where(jnp.arange(k, dtype=jnp.float64)[None, :] < r, 1.0 / r, 0.0)
 
 
 # ----------------------------------------------------------------------------------------
@@ -325,6 +488,22 @@ class MixtureProposal:
     kkt: np.ndarray
     samples: dict | None = None
     max_epochs: float | None = None
+    topk_objective: np.ndarray | None = None
+
+    @property
+    def best_k(self) -> np.ndarray | None:
+        """For pools (a law with :attr:`~jaxlaws.laws.Law.passes`, pools in quality order,
+        best first): the ``k`` whose top-k mixture (the best ``k`` pools mixed uniformly,
+        Goyal et al.'s strategy) has the lowest objective, ``(L, B)``; else ``None``."""
+        return None if self.topk_objective is None else np.argmin(self.topk_objective, axis=-1) + 1
+
+    @property
+    def topk_gain(self) -> np.ndarray | None:
+        """How much lower the proposal's objective is than the best top-k mixture's, ``(L, B)``
+        (>= 0 where the top-k mixtures are feasible); ``None`` without pools."""
+        if self.topk_objective is None:
+            return None
+        return np.min(self.topk_objective, axis=-1) - self.objective
 
     @property
     def converged(self) -> bool:
@@ -429,7 +608,7 @@ class MixtureProposal:
         return self.summary()
 
 
-_BOUND_NAMES = {-1: "min", 1: "max", 2: "cap"}
+_BOUND_NAMES = {-1: "min", 1: "max", 2: "cap", 3: "pass"}
 
 
 def _per_domain(value, k: int, name: str, domains=()) -> np.ndarray:
@@ -511,6 +690,7 @@ def propose_mixture(
     seed: int = 0,
     max_steps: int = 100,
     progress: bool = False,
+    devices: int | None = None,
 ) -> MixtureProposal:
     """The mixture of data domains that a fitted mixture law predicts is best.
 
@@ -553,6 +733,8 @@ def propose_mixture(
         max_steps: projected-Newton steps per start.
         progress: solve the problems in ten chunks under a progress bar (shown where stderr
             is a terminal), as the command line does.
+        devices: split the problems across this many local devices (default: all); results
+            agree to rounding whatever the number (:mod:`jaxlaws.sharding`).
 
     Returns:
         A :class:`MixtureProposal`.
@@ -581,7 +763,10 @@ def propose_mixture(
     mix = simplex[0]
     domains = columns.get(mix)
     outputs = columns.get("target")
-    budget_input = budget_input if budget_input is not None else ("D" if "D" in law.inputs else None)
+    pool = law.passes is not None and law.passes[0] == mix  # pools of repeated data (kinked)
+    sizes_input = law.passes[2] if pool else None
+    if budget_input is None:
+        budget_input = law.passes[1] if pool else ("D" if "D" in law.inputs else None)
     if budget_input is not None and (budget_input not in law.inputs or budget_input == mix):
         raise ValueError(f"budget_input {budget_input!r} is not an input of {law.name!r}: {list(law.inputs)}")
     at = dict(at or {})
@@ -592,7 +777,7 @@ def propose_mixture(
             f"at names {bad}: give values of the law's inputs other than the mixture "
             f"({mix!r}) and the budget ({budget_input!r}); its inputs are {list(law.inputs)}"
         )
-    fixed_names = [n for n in law.inputs if n not in (mix, budget_input)]
+    fixed_names = [n for n in law.inputs if n not in (mix, budget_input, sizes_input)]
     missing = [n for n in fixed_names if n not in at]
     if missing:
         raise ValueError(f"the law {law.name!r} needs values of {missing}: pass at={{{missing[0]!r}: ...}}")
@@ -673,6 +858,11 @@ def propose_mixture(
         if np.any(unique <= 0):
             j = int(np.argmax(unique <= 0))
             raise ValueError(f"unique_tokens of domain {domains[j]!r} is {unique[j]:g}: it must be positive")
+    elif pool:
+        raise ValueError(
+            f"the law {law.name!r} mixes pools of repeated data: pass unique_tokens, the unique "
+            f"items in each pool (its input {sizes_input!r})"
+        )
     elif repetition is not None:
         raise ValueError(f"repetition={repetition!r} needs unique_tokens (one count per domain)")
     for name, value in (("max_epochs", max_epochs), ("r_star", r_star)):
@@ -714,7 +904,7 @@ def propose_mixture(
             )
     lo_cap = np.minimum(np.maximum(lo, WEIGHT_FLOOR), hi_cap)  # (B, k)
     lo_free = np.broadcast_to(np.minimum(np.maximum(lo, WEIGHT_FLOOR), hi), (B, k))
-    m = _n_outputs(law, point, mix, k)
+    m = _n_outputs(law, point, mix, k, sizes_input)
     try:
         omega = np.full(m, 1.0 / m) if metric_weights is None else np.asarray(metric_weights, np.float64)
     except (TypeError, ValueError):
@@ -735,13 +925,25 @@ def propose_mixture(
     for name, value, least in (("starts", starts, 1), ("max_steps", max_steps, 1), ("seed", seed, 0)):
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
             raise ValueError(f"{name} must be a whole number >= {least}, got {value!r}")
+    devs = local_devices(devices)
     rng = np.random.default_rng(seed)
-    x0 = [np.full(k, 1.0 / k)]
-    if prior is not None:
-        x0.append(prior_arr)
-    x0 = np.concatenate([np.array(x0), rng.dirichlet(np.ones(k), size=max(starts - len(x0), 0))])[:starts]
+    # candidate starts: the uniform mixture, the prior, for pools the top-k mixtures, and
+    # Dirichlet draws; the `starts` candidates with the lowest objective are solved
+    x0 = [np.full(k, 1.0 / k)] + ([prior_arr] if prior is not None else [])
+    x0 = np.concatenate([np.array(x0), *([np.asarray(_topk_rows(k))] if pool else [])])
+    x0 = np.concatenate([x0, rng.dirichlet(np.ones(k), size=SCREEN * starts)])
+    if pool and "max_passes" in dict(law.options) and budgets is not None:
+        # a fit binds the passes its data need; the budgets proposed for may need more
+        from jaxlaws.laws.filtering import max_passes_for
 
-    spec = tuple("mix" if n == mix else "budget" if n == budget_input else "fixed" for n in law.inputs)
+        need = max_passes_for(np.max(budgets_arr) * np.max(hi) / np.min(unique))
+        if need > dict(law.options)["max_passes"]:
+            law = law.with_options(max_passes=need)
+
+    spec = tuple(
+        "mix" if n == mix else "budget" if n == budget_input else "unique" if n == sizes_input else "fixed"
+        for n in law.inputs
+    )
     has_rep = repetition is not None
     priced = repetition == "effective"
     budget_vals = np.where(np.isnan(budgets_arr), 1.0, budgets_arr)
@@ -775,17 +977,29 @@ def propose_mixture(
         per_problem = [r["budget"], r["fixed"], r["priced"], r["lam"], r["lo"], r["hi"], problem_starts]
 
         def solve(rows):
-            return _batch(
-                jax.tree_util.tree_map(lambda v: v[rows], stacked),
-                *(jnp.asarray(a[rows]) for a in per_problem),
-                jnp.asarray(prior_arr),
-                jnp.asarray(unique),
-                jnp.asarray(omega),
-                jnp.asarray(float(r_star)),
+            # padded (repeating the last problem) to a multiple of the devices, at least
+            # MIN_PER_DEVICE each, so that no result depends on how many share its batch
+            real = len(rows)
+            rows = np.concatenate([rows, np.repeat(rows[-1:], padded_size(real, len(devs)) - real)])
+            out = map_batch(
+                _batch,
+                (
+                    jax.tree_util.tree_map(lambda v: v[rows], stacked),
+                    *(jnp.asarray(a[rows]) for a in per_problem),
+                    jnp.asarray(prior_arr),
+                    jnp.asarray(unique),
+                    jnp.asarray(omega),
+                    jnp.asarray(float(r_star)),
+                ),
+                (True,) * 8 + (False,) * 4,
+                devs,
                 law=law,
                 spec=spec,
                 max_steps=int(max_steps),
+                n_starts=min(int(starts), problem_starts.shape[1]),
+                n_topk=k if pool else 0,
             )
+            return tuple(np.asarray(a)[:real] for a in out)
 
         out = in_chunks(solve, len(problem_starts), progress, "proposing", "problem")
         return [np.asarray(a).reshape((n_sets, n_rep, L, B) + np.asarray(a).shape[1:]) for a in out]
@@ -803,7 +1017,7 @@ def propose_mixture(
 
     upper = np.stack([hi_cap, np.broadcast_to(hi, (B, k))])[:, None]  # (capped/uncapped, 1, B, k)
     point_set = jax.tree_util.tree_map(lambda v: v[None], point)
-    w, f, metrics, steps, status, kkt, same = run(point_set, 1, has_rep)
+    w, f, metrics, steps, status, kkt, same, topk = run(point_set, 1, has_rep)
     w = snap(w, upper[: w.shape[1]][None])
     w_c, f_c = w[0, 0], f[0, 0]
     w_u, f_u = (w[0, 1], f[0, 1]) if has_rep else (w_c, f_c)
@@ -823,6 +1037,9 @@ def propose_mixture(
     bound = np.zeros(w_c.shape, np.int8)
     bound[np.abs(w_c - lo) <= tol] = -1
     bound[np.abs(w_c - hi) <= tol] = 1
+    if pool and epochs is not None:  # on a kink: a whole number of passes over the pool
+        whole = np.round(epochs)
+        bound[(bound == 0) & (whole >= 1) & (np.abs(epochs - whole) <= 1e-9 * np.maximum(whole, 1.0))] = 3
     bound[(np.abs(w_c - hi_cap[None]) <= tol) & (hi_cap[None] < hi)] = 2
     status_names = np.asarray(STATUS)[status[0, 0]]
     if np.any(status_names != "converged"):
@@ -844,7 +1061,7 @@ def propose_mixture(
         # a resample's optimum is near the point's: start there, and from the uniform mixture
         near = w[0, 0].reshape(L * B, 1, k)
         uniform = np.broadcast_to(np.full(k, 1.0 / k), (L * B, 1, k))
-        ws, fs, _, _, st, _, _ = run(samples, S, False, np.concatenate([near, uniform], axis=1))
+        ws, fs, _, _, st, _, _, _ = run(samples, S, False, np.concatenate([near, uniform], axis=1))
         ws = snap(ws, upper[:1][None])
         sample_out = {
             "weights": ws[:, 0],
@@ -873,6 +1090,7 @@ def propose_mixture(
         status=status_names,
         steps=steps[0, 0],
         n_best=same[0, 0],
+        topk_objective=topk[0, 0] if pool else None,
         kkt=kkt[0, 0],
         samples=sample_out,
         max_epochs=None if max_epochs is None else float(max_epochs),
@@ -886,16 +1104,21 @@ def _width(law, params, mix, domains):
     for name, dims in law.shapes:
         if mix in dims:
             return np.shape(getattr(params, name))[dims.index(mix)]
+    for name in law.pool_params:  # one entry per pool, on the last axis
+        if np.ndim(getattr(params, name)):
+            return np.shape(getattr(params, name))[-1]
     raise ValueError(
         f"cannot tell how many domains the law {law.name!r} mixes: none of its parameters is "
         f"shaped by {mix!r}"
     )
 
 
-def _n_outputs(law, params, mix, k) -> int:
+def _n_outputs(law, params, mix, k, sizes_input=None) -> int:
     """Number of predicted metrics: the law traced once at one mixture (one line if it fails)."""
     from jaxlaws.problem import check_traceable
 
-    args = [jax.ShapeDtypeStruct((1, k) if n == mix else (1,), jnp.float64) for n in law.inputs]
+    args = [
+        jax.ShapeDtypeStruct((1, k) if n in (mix, sizes_input) else (1,), jnp.float64) for n in law.inputs
+    ]
     out = check_traceable(law, params, args)
     return int(np.prod(out.shape[1:])) if len(out.shape) > 1 else 1

@@ -391,9 +391,9 @@ API_CASES = [
         "every b must be negative",
     ),
     (
-        "mixture n_random negative",
-        lambda f: decide.optimize_mixture(FIG4, SIZES, 1e9, n_random=-1),
-        "n_random",
+        "mixture starts zero",
+        lambda f: decide.optimize_mixture(FIG4, SIZES, 1e9, starts=0),
+        "starts",
     ),
     ("mixture max_steps zero", lambda f: decide.optimize_mixture(FIG4, SIZES, 1e9, max_steps=0), "max_steps"),
     (

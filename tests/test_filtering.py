@@ -295,7 +295,7 @@ def test_memory_does_not_grow_with_the_number_of_passes():
     assert res.status == "converged" and np.isfinite(res.value)
     from jaxlaws.decide import optimize_mixture
 
-    dec = optimize_mixture(FIG4, SIZES, [1e15], n_random=2)
+    dec = optimize_mixture(FIG4, SIZES, [1e15], starts=2)
     assert np.all(np.isfinite(np.asarray(dec.error))) and abs(float(np.sum(dec.weights)) - 1) < 1e-9
 
 

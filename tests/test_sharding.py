@@ -45,7 +45,7 @@ SCRIPT = textwrap.dedent(
         # mixture sweeps: 5 budgets (one set), 3 budgets x 2 parameter sets
         sweeps = (("one", fig4, np.geomspace(16e6, 5e9, 5)), ("stack", stack, [1e8, 1e9, 5e9]))
         for name, params, budgets in sweeps:
-            dec = optimize_mixture(params, np.full(4, 12.8e6), budgets, devices=d, n_random=4)
+            dec = optimize_mixture(params, np.full(4, 12.8e6), budgets, devices=d, starts=2)
             out[f"mix{d}_{name}"] = {k: np.asarray(v).ravel().tolist() for k, v in dec._asdict().items()}
     data = pd.read_csv(f"{OUT}/groups.csv")  # 10 groups, column g
     for d in (1, 4):

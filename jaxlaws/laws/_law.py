@@ -48,6 +48,13 @@ class Law:
         pool_params: fields with one entry per pool (their length is the number of pools).
         configure: optional ``(law, inputs) -> law`` binding options that depend on the
             data before a fit (e.g. ``max_passes`` of the filtering laws).
+        passes: ``(mixture, budget, sizes)``, three input names, for a law of a mixture of
+            pools of repeated data: at a budget ``n`` (input ``budget``), pool ``i`` of
+            ``N_i`` unique items (input ``sizes``, one per pool) sampled with weight ``w_i``
+            (input ``mixture``) is passed ``w_i n / N_i`` times, and the law may be kinked
+            at every whole pass (each kink in ``w_i`` moving only ``w_i``'s own partial
+            derivative). :func:`~jaxlaws.propose_mixture` then solves piece by piece
+            between kinks and checks the one-sided derivatives at the kinks.
     """
 
     name: str
@@ -64,6 +71,7 @@ class Law:
     configure: Callable[..., Any] | None = None
     domains: Any = ()
     shapes: Any = ()
+    passes: tuple[str, str, str] | None = None
 
     def __post_init__(self):
         pairs = self.domains.items() if isinstance(self.domains, Mapping) else self.domains
@@ -86,6 +94,18 @@ class Law:
                     f"{self.name!r} ({list(self.inputs)}) or 'outputs'"
                 )
         object.__setattr__(self, "shapes", shapes)
+        if self.passes is not None:
+            passes = tuple(str(v) for v in self.passes)
+            if len(passes) != 3 or any(v not in self.inputs for v in passes) or len(set(passes)) != 3:
+                raise ValueError(
+                    f"passes of {self.name!r} must name three of its inputs (mixture, budget, sizes), "
+                    f"got {self.passes!r}; its inputs are {list(self.inputs)}"
+                )
+            if passes[0] not in self.simplex_inputs:
+                raise ValueError(
+                    f"passes of {self.name!r}: the mixture {passes[0]!r} must be a simplex input"
+                )
+            object.__setattr__(self, "passes", passes)
         if len(self.constraints) != len(self.params._fields):
             raise ValueError(
                 f"law {self.name!r}: constraints has {len(self.constraints)} entries for "

@@ -385,6 +385,7 @@ FILTERING_MIXTURE = Law(
     pool_params=("b", "tau"),
     configure=_configure_mixture,
     domains={"weights": "simplex"},
+    passes=("weights", "samples", "sizes"),
     # every pool starts from the same b and tau; random starts draw them per pool
     start_grid=(
         (-0.05, -0.1, -0.2, -0.4),
