@@ -405,6 +405,9 @@ class MixtureDecision(NamedTuple):
             (column ``k - 1`` for the best ``k`` pools, in the order given).
         best_k: the best ``k`` per budget, ``(B,)``.
         steps: solver steps of the best start, ``(B,)``.
+        passes: passes over each pool at ``weights``, ``w_i n / N_i``, ``(B, P)``.
+        on_pass: whether a pool's weight sits on a kink of the law (a whole number of
+            passes, where optima often sit), ``(B, P)``.
     """
 
     n: jnp.ndarray
@@ -413,6 +416,8 @@ class MixtureDecision(NamedTuple):
     topk_errors: jnp.ndarray
     best_k: jnp.ndarray
     steps: jnp.ndarray
+    passes: jnp.ndarray | None = None
+    on_pass: jnp.ndarray | None = None
 
     def frame(self, pool_names=None) -> pd.DataFrame:
         P = self.weights.shape[-1]
@@ -422,9 +427,15 @@ class MixtureDecision(NamedTuple):
         w = np.where(w < 1e-12, 0.0, w)  # below the solver's resolution: a pool not used
         for i, name in enumerate(names):
             out[f"w_{name}"] = w[:, i]
+        if self.passes is not None:
+            for i, name in enumerate(names):
+                out[f"passes_{name}"] = np.asarray(self.passes)[:, i]
+            on = np.asarray(self.on_pass)
+            out["on_pass"] = [",".join(n for n, o in zip(names, row) if o) for row in on]
         out["error"] = np.asarray(self.error)
         out["best_k"] = np.asarray(self.best_k)
         out["best_topk_error"] = np.asarray(self.topk_errors).min(axis=1)
+        out["gain_over_topk"] = out["best_topk_error"] - out["error"]
         return out
 
 
@@ -577,13 +588,22 @@ def optimize_mixture(
             max_steps=max_steps,
             devices=devices,
         )
-        out.append((prop.weights[0], prop.metrics[0, :, 0], prop.topk_objective[0], prop.steps[0]))
-    w, err, topk, steps = (jnp.asarray(np.stack(a)) for a in zip(*out))
+        out.append(
+            (
+                prop.weights[0],
+                prop.metrics[0, :, 0],
+                prop.topk_objective[0],
+                prop.steps[0],
+                prop.epochs[0],
+                prop.bound[0] == 3,
+            )
+        )
+    w, err, topk, steps, passes, on_pass = (jnp.asarray(np.stack(a)) for a in zip(*out))
     if stacked:
         n = jnp.broadcast_to(n, err.shape)
     else:
-        w, err, topk, steps = w[0], err[0], topk[0], steps[0]
-    return MixtureDecision(n, w, err, topk, jnp.argmin(topk, axis=-1) + 1, steps)
+        w, err, topk, steps, passes, on_pass = (a[0] for a in (w, err, topk, steps, passes, on_pass))
+    return MixtureDecision(n, w, err, topk, jnp.argmin(topk, axis=-1) + 1, steps, passes, on_pass)
 
 
 def mixture_sensitivity(params, sizes, n, weights=None, *, form: str = "paper") -> dict[str, np.ndarray]:

@@ -25,6 +25,14 @@ followed by a projected Armijo line search. Every (parameter set, budget, KL str
 start) runs in one JIT-compiled, vmapped call; the capped and the uncapped problem are
 solved in the same batch, so the report of what the caps cost comes at no extra call.
 
+Pools of repeated data (a law declaring :attr:`~jaxlaws.laws.Law.passes`, such as Goyal et
+al.'s data-filtering mixture, budgets in samples and ``unique_tokens`` the pools' sizes) go
+through the same engine: pool ``i`` is passed ``w_i n / N_i`` times, and the law has a kink
+at every whole pass, where optima often sit. Between kinks the law is smooth, so the solver
+works piece by piece and checks the exact one-sided condition at the kinks (see
+:func:`_solve`); the report adds the passes per pool, the pools on a whole pass (``bound``
+3) and the authors' top-k mixtures with what the optimum gains over the best of them.
+
 Bootstrap samples of the law (:func:`jaxlaws.bootstrap`) give the distribution of the
 optimal mixture: one problem per resample, in the same call.
 """
@@ -454,7 +462,7 @@ class MixtureProposal:
         epochs: implied passes over each domain ``w_i D / U_i``, ``(L, B, k)`` (``None``
             without unique-token counts).
         bound: ``(L, B, k)``: 0 free, -1 at its minimum weight, 1 at its maximum weight, 2 at
-            its repetition cap.
+            its repetition cap, 3 (pools) on a kink of the law: a whole number of passes.
         uncapped_weights, uncapped_objective: the optimum without repetition caps or pricing
             (minimum and maximum weights kept); the same as the proposal when there are none.
         gap: ``objective - uncapped_objective`` (>= 0 up to rounding): what repetition costs.
@@ -464,6 +472,9 @@ class MixtureProposal:
             proposal is also converged where what a step could gain is below the rounding of
             the objective, so a flat law's weights may be anywhere on its flat set).
         max_epochs: the repetition cap, if one was set.
+        topk_objective: for pools (a law with :attr:`~jaxlaws.laws.Law.passes`), the
+            objective of the top-k mixtures (the first ``k`` pools mixed uniformly, Goyal et
+            al.'s strategy), ``(L, B, k)``; :attr:`best_k` and :attr:`topk_gain` read it.
         samples: for a bootstrap, the proposal per converged resample: a dict of
             ``weights (S, L, B, k)``, ``objective (S, L, B)``, ``status (S, L, B)``,
             ``n_failed`` (resamples left out: a proposal of theirs did not converge) and,
@@ -521,6 +532,12 @@ class MixtureProposal:
                 if self.epochs is not None:
                     row.update({f"epochs_{d}": float(v) for d, v in zip(self.domains, self.epochs[li, bi])})
                 row.update({f"pred_{o}": float(v) for o, v in zip(self.outputs, self.metrics[li, bi])})
+                if self.topk_objective is not None:
+                    row.update(
+                        best_k=int(self.best_k[li, bi]),
+                        best_topk_objective=float(np.min(self.topk_objective[li, bi])),
+                        gain_over_topk=float(self.topk_gain[li, bi]),
+                    )
                 row.update(
                     objective=float(self.objective[li, bi]),
                     uncapped_objective=float(self.uncapped_objective[li, bi]),

@@ -109,3 +109,88 @@ def test_weight_sensitivity_matches_finite_differences():
     np.testing.assert_allclose(sens["b"].sum(axis=0), 0.0, atol=1e-9)
     # a better top pool (more negative b) takes more weight from the others
     assert sens["b"][0, 0] < 0 and np.all(sens["b"][1:, 0] > 0)
+
+
+# ----------------------------------------------------------------------------------------
+# The engine across the law's kinks (issue 19)
+# ----------------------------------------------------------------------------------------
+
+
+def _one_sided(params, n, sizes, w, max_passes=512):
+    """Right and left partial derivatives of the law at w, written out here: gradients a
+    hair (1e-11 of a pass) above and below w in every coordinate (each kink moves only its
+    own coordinate's partial)."""
+    h = np.asarray(sizes) / n
+    eps = np.maximum(1e-11 * h, 1e-14)
+    grad = jax.grad(lambda v: laws.filtering_mixture(params, n, jnp.asarray(sizes), v, max_passes=max_passes))
+    return np.asarray(grad(jnp.asarray(w + eps))), np.asarray(grad(jnp.asarray(w - eps)))
+
+
+@pytest.fixture(scope="module")
+def proposal():
+    import jaxlaws
+
+    law = laws.FILTERING_MIXTURE.with_options(max_passes=512)
+    return jaxlaws.propose_mixture(law, FIG4, budgets=BUDGETS, unique_tokens=SIZES)
+
+
+def test_the_one_sided_conditions_hold_at_every_optimum(proposal):
+    """At an optimum on the simplex no exchange of mass gains: the largest left derivative
+    among the pools that can give weight is at most the smallest right derivative among
+    those that can take it (exact first-order condition of the kinked problem)."""
+    assert (proposal.status == "converged").all()
+    for b, n in enumerate(np.asarray(BUDGETS)):
+        w = proposal.weights[0, b]
+        gp, gm = _one_sided(FIG4, float(n), SIZES, w)
+        give, take = w > 1e-9, w < 1 - 1e-9
+        assert gm[give].max() <= gp[take].min() + 1e-9 * np.abs(gp).max(), n
+    # some optima sit on a kink (at 32M and 256M samples: 2 passes over the best pool, 7
+    # over the second), reported as bound 3 ("pass") with a whole number of passes
+    on_pass = proposal.bound[0] == 3
+    assert on_pass[1, 0] and on_pass[4, 1]
+    np.testing.assert_allclose(proposal.epochs[0][on_pass], [2.0, 7.0], rtol=1e-9)
+    assert "d0:pass" in proposal.frame()["bound"].iloc[1]
+    # the report: the best top-k and what the optimum gains over it
+    decision = optimize_mixture(FIG4, SIZES, BUDGETS)
+    np.testing.assert_array_equal(proposal.best_k[0], np.asarray(decision.best_k))
+    assert (proposal.topk_gain[0] >= -1e-12).all() and proposal.topk_gain[0, -1] > 0.015
+
+
+@pytest.mark.parametrize("n", [40e6, 300e6, 2e9])
+def test_agrees_with_an_exhaustive_grid_on_three_pools(n):
+    """Three pools, an exhaustive 0.002 grid (125,751 mixtures): the proposal is at or below
+    the grid's best and within a grid step of its weights."""
+    import jaxlaws
+
+    params = FIG4._replace(b=FIG4.b[:3], tau=FIG4.tau[:3])
+    sizes = SIZES[:3]
+    grid = jnp.asarray(simplex_grid(3, 0.002))
+    err = np.asarray(
+        jax.jit(jax.vmap(lambda w: laws.filtering_mixture(params, n, sizes, w, max_passes=256)))(grid)
+    )
+    law = laws.FILTERING_MIXTURE.with_options(max_passes=256)
+    prop = jaxlaws.propose_mixture(law, params, budgets=[n], unique_tokens=sizes)
+    assert prop.objective[0, 0] <= err.min() + 1e-12
+    np.testing.assert_allclose(prop.weights[0, 0], np.asarray(grid[np.argmin(err)]), atol=0.004)
+
+
+def test_a_bootstrap_stack_gives_one_decision_per_resample():
+    """propose_mixture on a bootstrap of a pools fit: one decision per converged resample,
+    each the decision for that resample's parameters alone."""
+    from test_fit_filtering import synthetic_pools
+
+    import jaxlaws
+
+    df = synthetic_pools()
+    boot = jaxlaws.bootstrap(0, "filtering_mixture", df, 6, objective="sse", seed=0)
+    assert boot.ok.sum() >= 4
+    budgets = [1e8, 2e9]
+    prop = jaxlaws.propose_mixture(boot, budgets=budgets, unique_tokens=np.full(4, 12.8e6))
+    S = int(boot.ok.sum())
+    assert prop.samples["weights"].shape == (S - prop.samples["n_failed"], 1, 2, 4)
+    law = boot.law
+    for s, i in enumerate(np.flatnonzero(boot.ok)[:2]):
+        one = type(boot.samples)(*(np.asarray(v)[i] for v in boot.samples))
+        alone = jaxlaws.propose_mixture(law, one, budgets=budgets, unique_tokens=np.full(4, 12.8e6))
+        np.testing.assert_allclose(prop.samples["objective"][s], alone.objective, rtol=1e-12)
+        np.testing.assert_allclose(prop.samples["weights"][s], alone.weights, atol=1e-7)
