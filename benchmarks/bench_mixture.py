@@ -6,7 +6,7 @@ Part A, Goyal et al.'s Fig. 4 (ImageNet, T-MARS; four pools of 12.8M samples in 
 order, ``laws.GOYAL_FIG4``), 50 budgets ``geomspace(16e6, 5e9)``, 512 passes summed term by
 term: ``propose_mixture(starts=1)`` and ``(starts=4)`` against an exhaustive search of the
 simplex grid of step 0.05 (1771 points, one jitted call vmapped over grid x budgets) and of
-step 0.01 (176,851 points, jitted, in chunks of grid rows per budget; about 2-3 minutes on
+step 0.01 (176,851 points, jitted, in chunks of grid rows per budget; about 3 minutes on
 two CPU cores; ``--no-fine-grid`` skips it).
 
 Part B, 8, 16 and 32 pools (``--pools``), generated: pool ``i`` of ``P`` (best first) has
@@ -26,7 +26,8 @@ buckets of a 4B-sample filtered corpus); 8 budgets ``geomspace(1e8, 2e10)``, so 
 Every objective compared is the law evaluated (``laws.filtering_mixture``) at the weights
 each method returns. jaxlaws' cold time is its first call with those shapes (compile
 included); warm times are the best of 3 after a warm-up; the 0.01 grid, the sampler and
-SLSQP run once, compiled beforehand.
+SLSQP run once, compiled beforehand. The full run takes about half an hour on two CPU cores,
+most of it the 10**6 samples on 32 pools (chunks of 8192, to keep memory under ~2 GB).
 
     python benchmarks/bench_mixture.py                                      # full (long)
     python benchmarks/bench_mixture.py --pools 8 --samples 20000 --no-fine-grid   # quick
@@ -34,21 +35,27 @@ SLSQP run once, compiled beforehand.
 
 from __future__ import annotations
 
-import argparse
-import platform
-import time
-from collections import Counter
+import os
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-import scipy
-from scipy.optimize import minimize
+# SLSQP's small dense solves call OpenBLAS; its threads, spinning against XLA's thread pool in
+# the same process, slowed SLSQP on 32 pools ~100x on two cores. One thread, unless set.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import jaxlaws
-from jaxlaws import laws
-from jaxlaws.decide import simplex_grid
-from jaxlaws.laws.filtering import max_passes_for
+import argparse  # noqa: E402
+import platform  # noqa: E402
+import time  # noqa: E402
+from collections import Counter  # noqa: E402
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import scipy  # noqa: E402
+from scipy.optimize import minimize  # noqa: E402
+
+import jaxlaws  # noqa: E402
+from jaxlaws import laws  # noqa: E402
+from jaxlaws.decide import simplex_grid  # noqa: E402
+from jaxlaws.laws.filtering import max_passes_for  # noqa: E402
 
 # Part A: Goyal et al. Fig. 4, four pools of 12.8M samples (LAWS.md section 3)
 FIG4 = laws.FilteringMixtureParams(*(jnp.asarray(v, jnp.float64) for v in laws.GOYAL_FIG4))
@@ -199,6 +206,10 @@ def part_a(fine: bool):
         ours = np.asarray(f_rows(budgets, jnp.asarray(prop.weights[0])))
         drift = np.abs(ours - prop.objective[0]).max()
         print(f"jaxlaws starts={s}: {engine_summary(prop)}; |objective - law at weights| <= {drift:.0e}")
+        for b in np.flatnonzero(prop.status[0] != "converged"):
+            print(
+                f"  budget {FIG4_BUDGETS[b]:.3g}: status {prop.status[0, b]}, kkt {float(prop.kkt[0, b]):.1e}"
+            )
 
 
 # ----------------------------------------------------------------------------------------
@@ -318,6 +329,7 @@ def part_b(pools, samples):
                 gap_s=gap_s,
                 gap_q=gap_q,
                 ok_q=int((gap_q <= 1e-12 * np.abs(q_err)).sum()),
+                q_err=q_err,
                 prop=prop,
                 k_agree=int((best_k + 1 == prop.best_k[0]).sum()),
             )
@@ -343,6 +355,13 @@ def part_b(pools, samples):
         )
     for r in rows:
         print(f"jaxlaws P={r['P']}: {engine_summary(r['prop'])}")
+        st = r["prop"].status[0]
+        for b in np.flatnonzero((st != "converged") | (r["gap_q"] > 1e-12 * np.abs(r["q_err"]))):
+            print(
+                f"  budget {B_BUDGETS[b]:.3g}: status {st[b]}, steps {int(r['prop'].steps[0, b])}, "
+                f"kkt {float(r['prop'].kkt[0, b]):.1e}, jaxlaws - SLSQP {r['gap_q'][b]:+.1e}, "
+                f"passes {np.round(r['prop'].epochs[0, b], 3).tolist()}"
+            )
 
 
 def main():
@@ -353,7 +372,10 @@ def main():
     args = ap.parse_args()
     pools = [int(p) for p in args.pools.split(",") if p.strip()]
     header()
-    print(f"scipy {scipy.__version__}, jaxlaws {getattr(jaxlaws, '__version__', '?')}")
+    print(
+        f"scipy {scipy.__version__}, jaxlaws {getattr(jaxlaws, '__version__', '?')}, "
+        f"OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}"
+    )
     part_a(fine=not args.no_fine_grid)
     part_b(pools, args.samples)
 

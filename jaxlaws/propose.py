@@ -73,7 +73,7 @@ ACTIVE_EPS = 1e-2
 #: stationary to float64.
 FLAT_RTOL = 1e-15
 
-STATUS = ("converged", "max_steps", "not_finite")
+STATUS = ("converged", "max_steps", "not_finite", "stalled")
 
 #: Candidate starts per start solved: ``SCREEN * starts`` Dirichlet draws are evaluated and
 #: the ``starts`` lowest (with the uniform mixture) are solved.
@@ -164,7 +164,7 @@ def _solve(fun, w0, lo, hi, width=None, *, max_steps, xtol):
     in ``w_i`` at every multiple of ``width[i]`` (``inf``: none). Between kinks the law is
     smooth, so the box splits into pieces ``J_i width_i <= w_i <= (J_i + 1) width_i``, on
     each of which the problem is the smooth one above. A kink is a valley (a pass is worth
-    less than the one before), so optima sit on kinks. Stage 0 takes Newton steps on the
+    less than the one before), so optima often sit on kinks. Stage 0 takes Newton steps on the
     whole box whose model adds the kinks' curvature (each partial's jump at the next kink,
     spread over a piece), which brings ``w0`` to within a fraction of a piece of the
     optimum; stage 1 solves on the piece holding that point, derivatives taken a few
@@ -204,12 +204,14 @@ def _solve(fun, w0, lo, hi, width=None, *, max_steps, xtol):
         phi = jnp.maximum(jnp.where(kinked & ~whole, jnp.minimum(hi, (J + 1.0) * h), hi), plo)
         face_lo, face_hi = kinked & (plo > lo), kinked & (phi < hi)
         v = jnp.clip(w, jnp.where(face_lo, plo + eps, -jnp.inf), jnp.where(face_hi, phi - eps, jnp.inf))
-        H, g = jax.jacfwd(lambda x: (g_of(x), g_of(x)), has_aux=True)(v)
+        H, g = jax.hessian(fun)(v), g_of(v)
         if kinks:
             # one-sided partials: at the kink above w in stage 0 (the kinks' curvature), at
             # w itself in stage 1 (the test for a move)
             centre = jnp.where(whole, (jnp.floor(w / h) + 1.0) * h, w)
-            sides = jax.vmap(g_of)(jnp.stack([centre + eps, centre - eps]))
+            # never below the lower bound (a weight at its floor has no left side; the law
+            # or a KL pull may not be defined below 0)
+            sides = jax.vmap(g_of)(jnp.stack([centre + eps, jnp.maximum(centre - eps, lo)]))
             gp, gm = sides[0], sides[1]
             jump = jnp.where(kinked, jnp.maximum(gp - gm, 0.0) / h, 0.0)
             H = H + jnp.diag(jnp.where(whole, jump, 0.0))
@@ -309,7 +311,8 @@ def _solve(fun, w0, lo, hi, width=None, *, max_steps, xtol):
     ok = (s["kkt"] <= 1e3 * xtol) | s["flat"]
     if kinks:
         ok = ok & (s["stage"] == 1) & s["done"]
-    status = jnp.where(~jnp.isfinite(s["f"]), 2, jnp.where(ok, 0, 1))
+    out_of_steps = (s["k"] >= max_steps) | (s["moves"] > max_moves)
+    status = jnp.where(~jnp.isfinite(s["f"]), 2, jnp.where(ok, 0, jnp.where(out_of_steps, 1, 3)))
     return s["w"], s["f"], s["k"], status, s["kkt"]
 
 
@@ -466,7 +469,9 @@ class MixtureProposal:
         uncapped_weights, uncapped_objective: the optimum without repetition caps or pricing
             (minimum and maximum weights kept); the same as the proposal when there are none.
         gap: ``objective - uncapped_objective`` (>= 0 up to rounding): what repetition costs.
-        status: ``"converged"``, ``"max_steps"`` or ``"not_finite"`` per problem, ``(L, B)``.
+        status: ``"converged"``, ``"max_steps"``, ``"not_finite"`` or ``"stalled"`` (stopped
+            short of a KKT point with steps left: no step length lowers the objective) per
+            problem, ``(L, B)``.
         steps: solver steps of the best start; ``n_best``: starts that reached the best.
         kkt: scaled projected-gradient residual at the proposal (0 at a KKT point; a
             proposal is also converged where what a step could gain is below the rounding of
@@ -511,7 +516,8 @@ class MixtureProposal:
     @property
     def topk_gain(self) -> np.ndarray | None:
         """How much lower the proposal's objective is than the best top-k mixture's, ``(L, B)``
-        (>= 0 where the top-k mixtures are feasible); ``None`` without pools."""
+        (>= 0 where the top-k mixtures are feasible, down to what the weight floor of 1e-12
+        costs where the best is a top-k mixture); ``None`` without pools."""
         if self.topk_objective is None:
             return None
         return np.min(self.topk_objective, axis=-1) - self.objective
