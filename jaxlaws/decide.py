@@ -6,7 +6,8 @@ iso-FLOP line otherwise (the data-constrained law with a unique-token budget ``U
 the epochs ``D / U`` are chosen too). Budgets are vmapped, so a frontier over many budgets,
 or over bootstrap samples of the parameters, is one call. For data filtering, the sampling
 weights over pools that minimise the predicted error at a budget of samples
-(:func:`optimize_mixture`), beside the authors' top-k strategy.
+(:func:`optimize_mixture`, a thin layer on :func:`jaxlaws.propose_mixture`), beside the
+authors' top-k strategy.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from jaxlaws.laws import (
     filtering_mixture,
     max_passes_for,
 )
+from jaxlaws.propose import propose_mixture, topk_weights
 
 __all__ = [
     "allocate",
@@ -439,12 +441,6 @@ class MixtureDecision(NamedTuple):
         return out
 
 
-def topk_weights(n_pools: int) -> jnp.ndarray:
-    """Rows ``k = 1..P``: the first ``k`` pools mixed uniformly (the authors' strategy)."""
-    k = jnp.arange(1, n_pools + 1, dtype=jnp.float64)[:, None]
-    return jnp.where(jnp.arange(n_pools, dtype=jnp.float64)[None, :] < k, 1.0 / k, 0.0)
-
-
 def simplex_grid(n_pools: int, step: float = 0.05) -> np.ndarray:
     """Every weight vector on the simplex with entries that are multiples of ``step``."""
     m = int(round(1.0 / step))
@@ -546,7 +542,6 @@ def optimize_mixture(
         Goyal et al. 2024, Sections 4-5 (top-k pools); ``LAWS.md`` section 3.
     """
     from jaxlaws.laws.filtering import FILTERING_MIXTURE
-    from jaxlaws.propose import propose_mixture
 
     sizes, n = _check_mixture(params, sizes, n)
     for name, value, least in (

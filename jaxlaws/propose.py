@@ -383,8 +383,8 @@ def _batch(
     """One problem per leading row of ``params, budget, fixed, priced, lam, lo, hi, starts``.
 
     ``starts`` holds candidate starts per problem ``(problems, C, k)``; the ``n_starts``
-    with the lowest objective (the first candidate, the uniform mixture, always among them)
-    are solved, and the best result is kept. For a law kinked at whole passes
+    with the lowest objective (the first candidate, the uniform mixture, always among them
+    when two or more are solved) are solved, and the best result is kept. For a law kinked at whole passes
     (:attr:`Law.passes`) every start is solved piece by piece (:func:`_solve`), and the
     objective at the ``n_topk`` top-k mixtures (the first ``k`` domains mixed uniformly)
     is returned beside it.
@@ -401,9 +401,11 @@ def _batch(
     per_problem = (params, budget, fixed, priced, lam)
     x0 = jax.vmap(project_capped_simplex)(starts.reshape(-1, k), *each((lo, hi), n_cand))
     x0 = x0.reshape(n_problems, n_cand, k)
-    if n_cand > n_starts:  # screen the candidates by their objective; the first always stays
+    if n_cand > n_starts:  # screen the candidates by their objective
         fc = jax.vmap(f_at)(*each(per_problem, n_cand), x0.reshape(-1, k)).reshape(n_problems, n_cand)
-        fc = jnp.where(jnp.isfinite(fc), fc, jnp.inf).at[:, 0].set(-jnp.inf)
+        fc = jnp.where(jnp.isfinite(fc), fc, jnp.inf)
+        if n_starts > 1:  # the first (the uniform mixture) stays
+            fc = fc.at[:, 0].set(-jnp.inf)
         x0 = jnp.take_along_axis(x0, jnp.argsort(fc, axis=1)[:, :n_starts, None], axis=1)
 
     def solve(p, b, fx, pr, la, low, up, w0):
@@ -428,17 +430,18 @@ def _batch(
         params, budget, fixed, priced, w_best
     )
     if n_topk:
-        rows = jnp.tile(_topk_rows(k)[:n_topk], (n_problems, 1))
+        rows = jnp.tile(topk_weights(k)[:n_topk], (n_problems, 1))
         topk = jax.vmap(f_at)(*each(per_problem, n_topk), rows).reshape(n_problems, n_topk)
     else:
         topk = jnp.zeros((n_problems, 0))
     return w_best, pick(fv), metrics, pick(steps), pick(status), pick(kkt), same, topk
 
 
-def _topk_rows(k: int) -> jnp.ndarray:
-    """Rows ``1..k``: the first ``r`` domains mixed uniformly (Goyal et al.'s top-k pools)."""
-    r = jnp.arange(1, k + 1, dtype=jnp.float64)[:, None]
-    return jnp.where(jnp.arange(k, dtype=jnp.float64)[None, :] < r, 1.0 / r, 0.0)
+def topk_weights(n_pools: int) -> jnp.ndarray:
+    """Rows ``k = 1..P``: the first ``k`` pools mixed uniformly (Goyal et al.'s top-k
+    strategy, pools in quality order)."""
+    k = jnp.arange(1, n_pools + 1, dtype=jnp.float64)[:, None]
+    return jnp.where(jnp.arange(n_pools, dtype=jnp.float64)[None, :] < k, 1.0 / k, 0.0)
 
 
 # ----------------------------------------------------------------------------------------
@@ -749,9 +752,11 @@ def propose_mixture(
         kl: strength of the pull, a number or a sequence (a path over its strength).
         budget_input: the law input fed the token budget (default ``"D"`` where the law has
             one).
-        starts: starts per problem: the uniform mixture, the prior and Dirichlet draws. A
-            bootstrap's resamples start from the point fit's proposal and the uniform
-            mixture.
+        starts: starts solved per problem: of the candidates (the uniform mixture, the
+            prior, for pools the top-k mixtures, and ``4 * starts`` Dirichlet draws), the
+            uniform mixture and the ``starts - 1`` others with the lowest objective (with
+            ``starts=1``, the lowest of all). A bootstrap's resamples start from the point
+            fit's proposal and the uniform mixture.
         seed: seed of the Dirichlet starts.
         max_steps: projected-Newton steps per start.
         progress: solve the problems in ten chunks under a progress bar (shown where stderr
@@ -953,7 +958,7 @@ def propose_mixture(
     # candidate starts: the uniform mixture, the prior, for pools the top-k mixtures, and
     # Dirichlet draws; the `starts` candidates with the lowest objective are solved
     x0 = [np.full(k, 1.0 / k)] + ([prior_arr] if prior is not None else [])
-    x0 = np.concatenate([np.array(x0), *([np.asarray(_topk_rows(k))] if pool else [])])
+    x0 = np.concatenate([np.array(x0), *([np.asarray(topk_weights(k))] if pool else [])])
     x0 = np.concatenate([x0, rng.dirichlet(np.ones(k), size=SCREEN * starts)])
     if pool and "max_passes" in dict(law.options) and budgets is not None:
         # a fit binds the passes its data need; the budgets proposed for may need more

@@ -194,3 +194,22 @@ def test_a_bootstrap_stack_gives_one_decision_per_resample():
         alone = jaxlaws.propose_mixture(law, one, budgets=budgets, unique_tokens=np.full(4, 12.8e6))
         np.testing.assert_allclose(prop.samples["objective"][s], alone.objective, rtol=1e-12)
         np.testing.assert_allclose(prop.samples["weights"][s], alone.weights, atol=1e-7)
+
+
+def test_pools_take_the_domain_engines_bounds_caps_and_kl_pull():
+    """The same constraints as domain mixtures: a cap on passes (at a whole pass, a kink),
+    a minimum weight, a KL pull towards the uniform mixture; each respected and reported."""
+    import jaxlaws
+
+    law = laws.FILTERING_MIXTURE.with_options(max_passes=512)
+    free = jaxlaws.propose_mixture(law, FIG4, budgets=[1.28e9], unique_tokens=SIZES)
+    assert free.epochs[0, 0, 0] > 40  # unconstrained, the best pool is seen ~41 times
+    capped = jaxlaws.propose_mixture(law, FIG4, budgets=[1.28e9], unique_tokens=SIZES, max_epochs=30)
+    assert capped.epochs[0, 0, 0] == pytest.approx(30, rel=1e-12) and capped.bound[0, 0, 0] == 2
+    assert capped.objective[0, 0] > capped.uncapped_objective[0, 0] and capped.converged
+    np.testing.assert_allclose(capped.uncapped_objective, free.objective, rtol=1e-12)
+    floor = jaxlaws.propose_mixture(law, FIG4, budgets=[1.28e9], unique_tokens=SIZES, min_weight=0.15)
+    assert floor.weights[0, 0].min() >= 0.15 - 1e-12 and floor.converged
+    pulled = jaxlaws.propose_mixture(law, FIG4, budgets=[1.28e9], unique_tokens=SIZES, kl=[0.0, 0.01, 1.0])
+    spread = np.abs(pulled.weights[:, 0] - 0.25).max(axis=1)
+    assert spread[0] > spread[1] > spread[2] and pulled.converged
