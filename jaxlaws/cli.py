@@ -801,6 +801,9 @@ def _propose(args) -> int:
             f"propose needs a fit of a mixture law (an input on the simplex); {law.name!r} has none"
         )
     domains = saved.record.get("columns", {}).get(mix[0])
+    pools = law.passes is not None and law.passes[0] == mix[0]
+    if pools and not isinstance(domains, list):  # pools fitted from a long table: their labels
+        domains = saved.record.get("columns", {}).get("pools")
     if not isinstance(domains, list):
         raise ValueError(
             f"{args.fit} does not name its mixture's columns; refit it with this version of jaxlaws"
@@ -818,7 +821,11 @@ def _propose(args) -> int:
         metric_weights=_floats(args.metric_weights, "--metric-weights") if args.metric_weights else None,
         min_weight=_per_domain(args.min_weight, "--min-weight", domains) if args.min_weight else 0.0,
         max_weight=_per_domain(args.max_weight, "--max-weight", domains) if args.max_weight else 1.0,
-        unique_tokens=_per_domain(args.unique, "--unique", domains),
+        unique_tokens=(
+            _pool_sizes(saved)
+            if pools and args.unique is None
+            else _per_domain(args.unique, "--unique", domains)
+        ),
         max_epochs=args.max_epochs,
         repetition=args.repetition,
         prior=_per_domain(args.prior, "--prior", domains),
@@ -1038,10 +1045,15 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser(
         "propose", help="the best data mixture from a saved mixture-law fit (caps, KL, budgets)"
     )
-    pr.add_argument("fit", help="a saved fit of a mixture law (mixing_exp, bimix, mixture_additive, yours)")
+    pr.add_argument(
+        "fit",
+        help="a saved fit of a mixture law (mixing_exp, bimix, mixture_additive, filtering_mixture, yours)",
+    )
     pr.add_argument("--budgets", help="training tokens: a,b,... or lo:hi:count (log-spaced)")
     pr.add_argument(
-        "--unique", help="unique tokens per domain: a,b,..., NAME=U,...,*=U, or a CSV of domain,tokens rows"
+        "--unique",
+        help="unique tokens per domain: a,b,..., NAME=U,...,*=U, or a CSV of domain,tokens rows (for "
+        "pools, their sizes in samples; default for a fit from a long table of pool runs: from it)",
     )
     pr.add_argument("--max-epochs", type=float, help="cap on passes over each domain (needs --unique)")
     pr.add_argument(

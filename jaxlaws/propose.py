@@ -793,6 +793,8 @@ def propose_mixture(
     outputs = columns.get("target")
     pool = law.passes is not None and law.passes[0] == mix  # pools of repeated data (kinked)
     sizes_input = law.passes[2] if pool else None
+    if pool and not isinstance(domains, list | tuple):  # a fit from a long table of pool runs
+        domains = columns.get("pools")
     if budget_input is None:
         budget_input = law.passes[1] if pool else ("D" if "D" in law.inputs else None)
     if budget_input is not None and (budget_input not in law.inputs or budget_input == mix):
@@ -1053,8 +1055,12 @@ def propose_mixture(
         li, bi = (int(v) for v in np.argwhere(~np.isfinite(metrics[0, 0]).all(axis=-1))[0])
         raise ValueError(
             f"the predicted metrics are not finite at the proposal for kl={kl_arr[li]:g}"
-            + (f", budget {budgets_arr[bi]:g}" if budgets is not None else "")
-            + ": check the law's parameters and inputs"
+            + (f" at a budget of {budgets_arr[bi]:g}" if budgets is not None else "")
+            + (
+                ": the budget is too far below the pools' sizes for these parameters"
+                if pool
+                else ": check the law's parameters and inputs"
+            )
         )
     epochs = (
         w_c * budget_vals[None, :, None] / unique

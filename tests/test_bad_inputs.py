@@ -197,7 +197,11 @@ CLI_CASES = [
     ("plot default output is the fit", ["plot", "{pngfit}"], "is a file this command reads"),
     ("mix plot is the output", MIX + ["--plot", "{dir}/t.png", "--output", "{dir}/t.png"], "the same file"),
     ("mix plot empty", MIX + ["--plot", ""], "--plot is empty"),
-    ("mix budgets far below the pools", MIX[:-1] + ["1,1e3"], "not finite at a budget of 1 samples"),
+    (
+        "mix budgets far below the pools",
+        MIX[:-1] + ["1,1e3"],
+        "at a budget of 1: the budget is too far below",
+    ),
     ("batch output is a saved fit", GROUPS[:-1] + ["{pretty}"], "is not the output of a batch job"),
     ("mix names repeated", MIX + ["--names", "a,a,b,c"], "distinct, non-empty names"),
     ("mix names empty", MIX + ["--names", "a,,b,c"], "distinct, non-empty names"),

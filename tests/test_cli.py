@@ -203,6 +203,24 @@ def test_allocate_and_mix_from_saved_fits(tmp_path, capsys):
     assert "--sizes has 1 pools; the fit has 2" in capsys.readouterr().err
 
 
+def test_propose_takes_a_pools_fit_from_a_long_table(tmp_path, capsys):
+    """The one mixture engine from the command line: a pools fit proposes with the pools'
+    labels, their sizes read from the fit's table, and a cap on passes."""
+    import pandas as pd
+    from test_fit_filtering import synthetic_pools
+
+    runs, fit, out = tmp_path / "pools.csv", tmp_path / "pools.json", tmp_path / "prop.csv"
+    synthetic_pools().to_csv(runs, index=False)
+    argv = ["fit", "--data", str(runs), "--law", "filtering_mixture", "--objective", "sse", "--starts", "16"]
+    assert main(argv + ["--output", str(fit)]) == 0
+    caps = ["--budgets", "1e8,2e9", "--max-epochs", "40"]
+    assert main(["propose", str(fit), *caps, "--output", str(out)]) == 0
+    prop = pd.read_csv(out)
+    assert list(prop.columns[2:6]) == ["w_top10", "w_top10-20", "w_top20-30", "w_top30-40"]
+    assert (prop.status == "converged").all() and prop.epochs_top10.max() <= 40 + 1e-9
+    assert "top10:cap" in prop.bound.iloc[1] and {"best_k", "gain_over_topk"} <= set(prop.columns)
+
+
 MIXING_LAW_FILE = '''
 """A user's law: Ye et al.'s exp-linear data-mixing law, identifiable form."""
 from typing import Any, NamedTuple
