@@ -22,7 +22,19 @@ __version__ = "0.1.0"
 
 #: Submodules loaded on first use (``jaxlaws.io.load_fit``, ``jaxlaws.plot``...), so that
 #: ``import jaxlaws`` does not pay for matplotlib or tqdm until they are needed.
-_LAZY = ("batch", "cli", "compilation", "data", "io", "isoflop", "plot", "sharding", "starts", "swarm")
+_LAZY = (
+    "batch",
+    "cli",
+    "compilation",
+    "data",
+    "design",
+    "io",
+    "isoflop",
+    "plot",
+    "sharding",
+    "starts",
+    "swarm",
+)
 
 
 def __getattr__(name):
