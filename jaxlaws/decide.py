@@ -527,8 +527,9 @@ def optimize_mixture(
         sizes: unique samples per pool, ``(P,)``.
         n: budget(s) in samples seen.
         form: the law's form (``"paper"`` or ``"reference_code"``).
-        starts: starts solved per budget: the lowest of the uniform mixture, the top-k
-            mixtures and Dirichlet draws (from ``seed``).
+        starts: starts solved per budget: the uniform mixture and the lowest of the top-k
+            mixtures and Dirichlet draws (from ``seed``), as :func:`~jaxlaws.propose_mixture`
+            chooses them.
         max_steps: Newton steps per start.
         max_passes: passes summed term by term (default: enough for the largest budget).
         devices: split the budgets across this many local devices (default: all); results

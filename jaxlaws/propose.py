@@ -164,8 +164,8 @@ def _solve(fun, w0, lo, hi, width=None, *, max_steps, xtol):
     in ``w_i`` at every multiple of ``width[i]`` (``inf``: none). Between kinks the law is
     smooth, so the box splits into pieces ``J_i width_i <= w_i <= (J_i + 1) width_i``, on
     each of which the problem is the smooth one above. A kink is a valley (a pass is worth
-    less than the one before), so optima often sit on kinks. Stage 0 takes Newton steps on the
-    whole box whose model adds the kinks' curvature (each partial's jump at the next kink,
+    less than the one before), so optima often sit on kinks. Stage 0 takes Newton steps on
+    the whole box whose model adds the kinks' curvature (each partial's jump at the next kink,
     spread over a piece), which brings ``w0`` to within a fraction of a piece of the
     optimum; stage 1 solves on the piece holding that point, derivatives taken a few
     hundred ulps inside the piece (so a coordinate on its face gets the piece's one-sided
