@@ -9,6 +9,8 @@
     jaxlaws fit --data runs.csv --law chinchilla --columns N=params,D=tokens --target val_loss
     jaxlaws fit --law mixing_exp --ratios ratios.csv --metrics metrics.csv --output mix.json
     jaxlaws propose mix.json --budgets 1e10:1e12:20 --unique unique.csv --max-epochs 4
+    jaxlaws next fit.json --candidates pool.csv --cost "6*N*D" --target big.csv --budget 1e21 \
+        [-n 5] [--criterion v|d|basin] [--output next.csv] [--plot next.png]
     jaxlaws fit --data runs.csv --law chinchilla --group-by ablation --output fits.jsonl \
         [--coordinator HOST:PORT --num-processes P --process-id I | --distributed]
 
@@ -869,6 +871,171 @@ def _propose(args) -> int:
     return 0 if not bad else NOT_CONVERGED
 
 
+def _positive(text: str, flag: str) -> float:
+    """One finite positive number."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (0 < value < float("inf")):
+        raise ValueError(f"{flag} must be a positive number (such as 1e21), got {text!r}")
+    return value
+
+
+def _law_table(path: str, flag: str, saved):
+    """A table of points for a saved fit's law (candidates, targets): the file, and the
+    columns it gives each law input (as the fit named them, or as the law does), checked
+    against the law's domains."""
+    from jaxlaws.data import fitted_input_columns, prepare
+
+    table = _read_table(path)
+    law = saved.law
+    fitted = {k: v for k, v in saved.record.get("columns", {}).items() if k != "target"}
+    columns = fitted_input_columns(law, fitted, table)
+    for name in law.inputs:
+        col = columns.get(name, name)
+        missing = [c for c in (col if isinstance(col, list) else [col]) if c not in table.columns]
+        if missing:
+            named = fitted.get(name, name)
+            also = f" (or {name!r})" if named != name else ""
+            raise ValueError(
+                f"{flag} {path} has no column {missing[0] if named == name else named!r}{also} for the "
+                f"law's input {name!r}; its columns are {[str(c) for c in table.columns]}"
+            )
+    try:
+        prepare(law, table, columns=columns, require_target=False, positive_target=False)
+    except ValueError as err:
+        raise ValueError(f"{flag} {path}: {str(err).splitlines()[0]}") from None
+    return table, columns
+
+
+def _refit(saved, criterion: str):
+    """A :class:`~jaxlaws.FitResult` for a saved fit (which keeps no starts or basins): its
+    law refitted to the table it was made from, from its parameters alone, or, for the
+    ``"basin"`` criterion, from the starts it was made with (the law's default unless it
+    was given a count of random starts), to find its basins again."""
+    import jaxlaws
+
+    record = saved.record
+    columns = {k: v for k, v in record.get("columns", {}).items() if k != "target"}
+    kw = dict(
+        columns=columns,
+        target=record.get("columns", {}).get("target"),
+        objective=record.get("objective", "huber"),
+        delta=record.get("delta", 1e-3),
+        init=record["params"],
+        frozen=record.get("frozen") or None,
+        progress=True,
+    )
+    if criterion == "basin":
+        given = str(record.get("starts"))  # a count of random starts, else the law's default
+        starts = int(given) if given.isdigit() and int(given) > 0 else None
+        if starts is None and saved.law.start_grid is not None:
+            starts = "grid"
+        kw.update(starts=starts, seed=int(record.get("seed") or 0))
+    else:
+        kw.update(starts="init")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", jaxlaws.ConvergenceWarning)  # the saved fit's own warnings
+        res = jaxlaws.fit(saved.law, saved.data(), **kw)
+    value = record.get("value")
+    if isinstance(value, int | float) and abs(res.value - value) > 1e-6 * abs(value) + 1e-12:
+        _warn(
+            f"the refit's objective {res.value:.10g} differs from the saved fit's {value:.10g}: the design "
+            "is made at the refit's parameters"
+        )
+    return res
+
+
+def _next(args) -> int:
+    import pandas as pd
+
+    from jaxlaws.design import COST_POWER, costs, next_runs
+    from jaxlaws.io import load_fit
+
+    saved = load_fit(args.fit)
+    reads = [args.fit, args.candidates, args.target, *saved.input_files()]
+    _check_output(args.output, "--output", *reads)
+    plot = _png(args.plot, "--plot", *reads) if args.plot is not None else None
+    if plot and args.output and os.path.abspath(plot) == os.path.abspath(args.output):
+        raise ValueError(f"--plot and --output are the same file {plot}: give two names")
+    budget = _positive(args.budget, "--budget")
+    if args.n is not None and args.n < 1:
+        raise ValueError(f"-n must be at least 1, got {args.n}")
+    cost_power = COST_POWER if args.cost_power is None else args.cost_power
+    if not 0 <= cost_power < float("inf"):
+        raise ValueError(f"--cost-power must be a number >= 0, got {args.cost_power!r}")
+    law = saved.law
+    target = saved.record.get("columns", {}).get("target", law.target)
+    if isinstance(target, list) and len(target) != 1:
+        raise ValueError(f"next takes a fit of one output; {args.fit} fits {len(target)} columns {target}")
+    plane = []
+    if plot:  # the law's first two inputs that are numbers (not a mixture's proportions)
+        fitted = saved.record.get("columns", {})
+        plane = [n for n in law.inputs if not isinstance(fitted.get(n, n), list)][:2]
+        if not plane:
+            raise ValueError(f"--plot draws the candidates against the law's inputs; {law.name!r} has none")
+    cand, cand_cols = _law_table(args.candidates, "--candidates", saved)
+    targets, target_cols = _law_table(args.target, "--target", saved)
+    names = {k: v for k, v in cand_cols.items() if k in law.inputs}
+    cost_v = costs(args.cost, cand, names=names, role=f"--candidates {args.candidates}")
+    cheapest = int(cost_v.argmin())
+    if cost_v[cheapest] > budget:
+        raise ValueError(
+            f"--budget {budget:g} is below the cheapest candidate's cost {cost_v[cheapest]:.4g} (row "
+            f"{cand.index[cheapest]}): no candidate fits"
+        )
+    res = _refit(saved, args.criterion)
+    runs = saved.data()
+    roles = {
+        "candidates: ": f"--candidates {args.candidates}: ",
+        "targets: ": f"--target {args.target}: ",
+        "runs: ": f"the table of {args.fit}: ",
+    }
+    try:
+        design = next_runs(
+            res,
+            cand,
+            runs=runs,
+            targets=targets,
+            cost=args.cost,
+            budget=budget,
+            n=args.n,
+            criterion=args.criterion,
+            cost_power=cost_power,
+        )
+    except ValueError as err:
+        msg = str(err).splitlines()[0]
+        for role, flag in roles.items():
+            if msg.startswith(role):
+                msg = flag + msg[len(role) :]
+        raise ValueError(msg) from None
+    _write_table(design.frame(), args.output, design.summary())
+    if plot:
+        from jaxlaws.data import fitted_input_columns
+        from jaxlaws.plot import plot_design
+
+        axes = [cand_cols[n] for n in plane]
+
+        def on_plane(table, columns):  # a table's plane columns, named as the candidates name them
+            return pd.DataFrame({axes[i]: table[columns[n]].to_numpy() for i, n in enumerate(plane)})
+
+        fitted = {k: v for k, v in saved.record.get("columns", {}).items() if k != "target"}
+        fig = plot_design(
+            design,
+            x=axes[0],
+            y=axes[1] if len(axes) > 1 else "cost",
+            targets=on_plane(targets, target_cols),
+            runs=on_plane(runs, fitted_input_columns(law, fitted, runs)),
+        )
+        _save_figure(fig, plot)
+        print(f"wrote {plot}")
+    if res.status != "converged":
+        _warn(f"the refit of {args.fit} did not converge (status {res.status}): the design is made there")
+        return NOT_CONVERGED
+    return 0
+
+
 def _png(path: str, flag: str, *inputs: str) -> str:
     """Where a plot goes: ``path``, with ``.png`` added when it has no extension."""
     if not path.strip():
@@ -1073,6 +1240,60 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--output", help="write the proposals as CSV")
     pr.add_argument("--plot", help="write the proposed weights against the budget as PNG")
     pr.set_defaults(func=_propose)
+    nx = sub.add_parser(
+        "next",
+        help="which runs to train next: candidates picked by the predicted error they remove at the targets "
+        "per cost, within a budget",
+        description="Pick, one at a time, the candidate run that most reduces the predicted error at the "
+        "target points per (cost / budget) ** cost-power, until -n picks or the budget is spent "
+        "(jaxlaws.design.next_runs). A saved fit keeps no starts or basins: its law is refitted to the "
+        "table it was made from, from its parameters (one start, one basin); with --criterion basin, "
+        "from the starts it was made with (the law's default: its published grid, else random starts "
+        "from its ranges) and its seed, so that the fit's other basins are found again.",
+    )
+    nx.add_argument("fit", help="a fit saved by `jaxlaws fit --output FIT.json` (one target column)")
+    nx.add_argument(
+        "--candidates",
+        required=True,
+        help="a CSV or Parquet file of the runs one could train: the law's input columns (as the fit "
+        "named them, or as the law does), and the cost column if --cost names one",
+    )
+    nx.add_argument(
+        "--target",
+        required=True,
+        help="a CSV or Parquet file of the points where predictions matter (the law's input columns)",
+    )
+    nx.add_argument(
+        "--cost",
+        default="cost",
+        help="each candidate's cost: a column, or an expression of the columns or the law's inputs "
+        "with numbers, + - * / ** and parentheses, such as '6*N*D' (default: the column 'cost')",
+    )
+    nx.add_argument("--budget", required=True, help="the most the picks may cost together (e.g. 1e21)")
+    nx.add_argument("-n", type=int, help="the most picks (default: as many as the budget allows)")
+    nx.add_argument(
+        "--criterion",
+        choices=("v", "d", "basin"),
+        default="v",
+        help="v: mean predictive variance at the targets (default); d: D-optimal (log det of the "
+        "information); basin: mean squared prediction error over the fit's basins (ScaleBench)",
+    )
+    nx.add_argument(
+        "--cost-power",
+        type=float,
+        help="a score is gain / (cost / budget) ** this (default 0.4, ScaleBench's; 1: gain per unit cost)",
+    )
+    nx.add_argument(
+        "--output",
+        help="write the picks as CSV, in pick order: the candidate's columns, its row (its line in "
+        "--candidates), cost, gain, score, variance after it, and the cost spent so far",
+    )
+    nx.add_argument(
+        "--plot",
+        help="write a PNG: candidates, picks and targets over the law's first two inputs, and "
+        "the predicted error at the targets after each pick",
+    )
+    nx.set_defaults(func=_next)
     d = sub.add_parser("datasets", help="list the bundled datasets")
     d.set_defaults(func=_datasets)
     return p

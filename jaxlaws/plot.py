@@ -18,6 +18,7 @@ __all__ = [
     "plot_pareto",
     "plot_mixture",
     "plot_proposals",
+    "plot_design",
 ]
 
 
@@ -1205,4 +1206,187 @@ def plot_proposals(proposal, *, level: float = 0.9, kl_index: int = 0, max_domai
             ex.axhline(proposal.max_epochs, color="k", ls="--", lw=0.8, label=f"cap {proposal.max_epochs:g}")
             _legend_outside(ex, fontsize="small")
         ex.set_ylabel("implied epochs")
+    return fig
+
+
+#: Columns :func:`~jaxlaws.design.next_runs` adds to the candidates (not inputs to plot).
+_DESIGN_COLUMNS = (
+    "candidate",
+    "cost",
+    "gain",
+    "gain_within",
+    "gain_between",
+    "score",
+    "pick",
+    "variance",
+    "spent",
+)
+
+
+def _design_table(table, name: str, needed, where: str):
+    """A table of points to draw (``targets``, ``runs``): ``None`` or a DataFrame with the
+    numeric columns ``needed``."""
+    import pandas as pd
+
+    if table is None:
+        return None
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(f"{where}: {name} must be a pandas DataFrame, got {type(table).__name__}")
+    for col in needed:
+        if col not in table.columns:
+            raise ValueError(f"{where}: {name} has no column {col!r}; its columns are {list(table.columns)}")
+        if table[col].to_numpy().dtype.kind not in "iuf":
+            raise ValueError(f"{where}: {name}'s column {col!r} is not numeric")
+    return table
+
+
+def plot_design(design, *, x=None, y=None, targets=None, runs=None):
+    """Which runs to train next: the candidates, the picks (numbered in pick order), the
+    fitted runs and the targets in the plane of two inputs; beside it, the predicted
+    uncertainty at the targets before the picks and after each.
+
+    Args:
+        design: a :class:`~jaxlaws.design.Design` (from :func:`~jaxlaws.design.next_runs`).
+        x, y: columns of the candidates on the axes (default: the first two numeric columns
+            that ``next_runs`` did not add; with one, ``x`` and the candidates' cost on
+            ``y``). An axis is logarithmic when every value on it is positive.
+        targets: the target points, a DataFrame with the columns ``x`` and ``y`` (drawn as
+            stars; as vertical lines when ``y`` is the cost).
+        runs: the runs the fit was made on, with the columns ``x`` and ``y`` (drawn as dots;
+            as ticks along the bottom when ``y`` is the cost).
+
+    Returns:
+        A ``matplotlib.figure.Figure`` with two axes: the plane, and the root of the mean
+        predictive variance at the targets (of the mean squared prediction error for the
+        ``"basin"`` criterion) against the number of picks, from the fitted runs alone (0).
+
+    Raises:
+        TypeError: ``design`` is not a ``Design``, or ``targets`` or ``runs`` not a DataFrame.
+        ValueError: ``x`` or ``y`` not a numeric column of the candidates, or a column
+            missing from ``targets`` or ``runs``.
+    """
+    import pandas as pd
+    from matplotlib.ticker import MaxNLocator
+
+    from jaxlaws.design import Design
+
+    where = "plot_design"
+    if not isinstance(design, Design):
+        raise TypeError(
+            f"{where}: design must be a Design from jaxlaws.design.next_runs, got {type(design).__name__}"
+        )
+    cand = design.candidates
+    numeric = [
+        c for c in cand.columns if c not in _DESIGN_COLUMNS and pd.api.types.is_numeric_dtype(cand[c].dtype)
+    ]
+    if x is None:
+        if not numeric:
+            raise ValueError(f"{where}: the candidates have no numeric input column to draw")
+        x = numeric[0]
+    if y is None:
+        y = next((c for c in numeric if c != x), "cost")
+    for name, col in (("x", x), ("y", y)):
+        if col not in cand.columns or not pd.api.types.is_numeric_dtype(cand[col].dtype):
+            raise ValueError(
+                f"{where}: {name}={col!r} is not a numeric column of the candidates; they have {numeric}"
+            )
+    on_cost = y in _DESIGN_COLUMNS  # the targets and the runs have no value there
+    needed = (x,) if on_cost else (x, y)
+    targets = _design_table(targets, "targets", needed, where)
+    runs = _design_table(runs, "runs", needed, where)
+
+    fig, axes = _figure(2, 1, size=(11.5, 4.6))
+    ax, vx = axes[0, 0], axes[0, 1]
+    picked = cand["pick"].to_numpy() >= 0
+    cx, cy = cand[x].to_numpy(np.float64), cand[y].to_numpy(np.float64)
+    xs, ys = [cx], [cy]
+    if runs is not None:
+        rx = runs[x].to_numpy(np.float64)
+        xs.append(rx)
+        if on_cost:
+            ax.plot(
+                rx,
+                np.zeros_like(rx),
+                "|",
+                ms=10,
+                color="0.3",
+                transform=ax.get_xaxis_transform(),
+                label="fitted runs",
+                gid="runs",
+            )
+        else:
+            ry = runs[y].to_numpy(np.float64)
+            ys.append(ry)
+            ax.scatter(rx, ry, s=14, color="0.25", zorder=2, label="fitted runs", gid="runs")
+    ax.scatter(
+        cx[~picked],
+        cy[~picked],
+        s=36,
+        facecolors="none",
+        edgecolors="0.55",
+        zorder=2,
+        label="candidates",
+        gid="candidates",
+    )
+    p = design.picks
+    px, py = p[x].to_numpy(np.float64), p[y].to_numpy(np.float64)
+    ax.scatter(px, py, s=60, color="C3", edgecolors="k", linewidths=0.6, zorder=4, label="picks", gid="picks")
+    for i, (u, v) in enumerate(zip(px, py), start=1):
+        ax.annotate(
+            str(i),
+            (u, v),
+            xytext=(5, 5),
+            textcoords="offset points",
+            fontsize="small",
+            fontweight="bold",
+            color="C3",
+            zorder=5,
+            gid="pick-number",
+        )
+    if targets is not None:
+        tx = targets[x].to_numpy(np.float64)
+        xs.append(tx)
+        if on_cost:
+            for j, t in enumerate(tx):
+                ax.axvline(t, color="C1", ls="--", lw=1.2, label="targets" if j == 0 else None, gid="targets")
+        else:
+            ty = targets[y].to_numpy(np.float64)
+            ys.append(ty)
+            ax.scatter(
+                tx,
+                ty,
+                s=160,
+                marker="*",
+                color="C1",
+                edgecolors="k",
+                linewidths=0.5,
+                zorder=4,
+                label="targets",
+                gid="targets",
+            )
+    for which, values in (("x", xs), ("y", ys)):
+        v = np.concatenate(values)
+        v = v[np.isfinite(v)]
+        if v.size and np.all(v > 0):
+            _log(ax, which)
+    ax.set_xlabel(str(x))
+    ax.set_ylabel("cost" if y == "cost" else str(y))
+    ax.set_title(f"{len(p)} picks of {len(cand)} candidates")
+    _legend_outside(ax, fontsize="small")
+
+    steps = np.arange(len(p) + 1)
+    var = np.concatenate([[design.variance_before], p["variance"].to_numpy(np.float64)])
+    sd = np.sqrt(np.maximum(var, 0.0))
+    vx.plot(steps, sd, "o-", color="C3", ms=5, gid="uncertainty")
+    vx.axhline(sd[0], color="0.5", ls=":", lw=1, label="before the picks")
+    vx.xaxis.set_major_locator(MaxNLocator(integer=True))
+    space = "log of the target" if design.space == "log" else "the target"
+    what = "RMS prediction error" if design.criterion == "basin" else "RMS predictive s.d."
+    vx.set_ylabel(f"{what} at the targets\n({space})")
+    vx.set_xlabel(f"picks (cost {_compact(design.spent)} of budget {_compact(design.budget)})")
+    lower = f" ({100.0 * (1.0 - sd[-1] / sd[0]):.0f}% lower)" if sd[0] > 0 else ""
+    vx.set_title(f"{sd[0]:.3g} -> {sd[-1]:.3g}{lower}")
+    vx.legend(fontsize="small")
+    basins = f", {design.n_basins} basins" if design.criterion == "basin" else ""
+    fig.suptitle(f"next runs: criterion {design.criterion!r}{basins}, cost power {design.cost_power:g}")
     return fig
