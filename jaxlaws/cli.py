@@ -1207,7 +1207,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--names", help="pool names, comma-separated")
     m.add_argument("--output", help="write the table as CSV")
     m.add_argument("--plot", help="write the Pareto frontier as PNG")
-    m.add_argument("--devices", type=int, help="local devices to shard the budgets across (default: all)")
+    m.add_argument("--devices", type=int, help="local devices to shard the budgets across (default: one)")
     m.set_defaults(func=_mix)
     pr = sub.add_parser(
         "propose", help="the best data mixture from a saved mixture-law fit (caps, KL, budgets)"

@@ -532,8 +532,9 @@ def optimize_mixture(
             chooses them.
         max_steps: Newton steps per start.
         max_passes: passes summed term by term (default: enough for the largest budget).
-        devices: split the budgets across this many local devices (default: all); results
-            agree to rounding whatever the number (:mod:`jaxlaws.sharding`).
+        devices: split the budgets across this many local devices (default: one, as
+            :func:`~jaxlaws.propose_mixture`); results agree to rounding whatever the number
+            (:mod:`jaxlaws.sharding`).
 
     Returns:
         A :class:`MixtureDecision`: the best weights and error per budget, and the errors

@@ -761,8 +761,9 @@ def propose_mixture(
         max_steps: projected-Newton steps per start.
         progress: solve the problems in ten chunks under a progress bar (shown where stderr
             is a terminal), as the command line does.
-        devices: split the problems across this many local devices (default: all); results
-            agree to rounding whatever the number (:mod:`jaxlaws.sharding`).
+        devices: split the problems across this many local devices (default: one); results
+            agree to rounding whatever the number (:mod:`jaxlaws.sharding`). (Not the default:
+            with two forced CPU host devices a bootstrap's proposals once hung in XLA.)
 
     Returns:
         A :class:`MixtureProposal`.
@@ -955,7 +956,7 @@ def propose_mixture(
     for name, value, least in (("starts", starts, 1), ("max_steps", max_steps, 1), ("seed", seed, 0)):
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
             raise ValueError(f"{name} must be a whole number >= {least}, got {value!r}")
-    devs = local_devices(devices)
+    devs = local_devices(1 if devices is None else devices)
     rng = np.random.default_rng(seed)
     # candidate starts: the uniform mixture, the prior, for pools the top-k mixtures, and
     # Dirichlet draws; the `starts` candidates with the lowest objective are solved
